@@ -1,0 +1,122 @@
+/* rpa: Ragged Paged Attention for CPUs. The public C ABI (version 1).
+ *
+ * One call per layer per serving step covers a ragged batch of decode, prefill
+ * and chunked-prefill sequences over a paged KV cache, writing the new tokens'
+ * keys and values into their pages before attending. The contract is spelled
+ * out in the project's API document; the cache layout is in README.md.
+ *
+ * This header is plain C99 and is compiled as such by a test. */
+#ifndef RPA_RPA_H_
+#define RPA_RPA_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define RPA_API
+#else
+#define RPA_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum rpa_dtype {
+  RPA_F32 = 0,
+  RPA_BF16 = 1,
+  RPA_F16 = 2,
+  RPA_FP8_E4M3 = 3, /* OCP e4m3fn: no inf, max 448 */
+  RPA_FP8_E5M2 = 4, /* OCP e5m2, max 57344 */
+  RPA_INT8 = 5      /* symmetric, range [-127, 127] */
+} rpa_dtype;
+
+typedef enum rpa_status {
+  RPA_OK = 0,
+  RPA_ERR_INVALID_ARGUMENT = 1, /* the inputs break a rule */
+  RPA_ERR_UNSUPPORTED = 2,      /* valid, but this build cannot do it */
+  RPA_ERR_OUT_OF_MEMORY = 3,
+  RPA_ERR_INTERNAL = 4
+} rpa_status;
+
+typedef struct rpa_cache_config {
+  int32_t num_kv_heads; /* Hkv >= 1 */
+  int32_t head_dim;     /* D, 1..512 */
+  int32_t page_size;    /* tokens per page, 1..1024 */
+  int32_t num_pages;    /* pages in the cache, >= 1 */
+  rpa_dtype dtype;      /* element type stored in the cache: any rpa_dtype */
+} rpa_cache_config;
+
+typedef struct rpa_batch {
+  const int32_t* kv_lens;      /* [max_num_seqs] */
+  const int32_t* page_indices; /* [max_num_seqs * pages_per_seq] */
+  const int32_t* cu_q_lens;    /* [max_num_seqs + 1] */
+  const int32_t* distribution; /* [3] = (decode_end, prefill_end, num_seqs) */
+  int32_t max_num_seqs;
+  int32_t pages_per_seq;
+  int32_t max_num_tokens; /* T: rows of queries/keys/values/out */
+} rpa_batch;
+
+typedef struct rpa_options {
+  int32_t num_q_heads;     /* Hq, a multiple of num_kv_heads */
+  rpa_dtype act_dtype;     /* queries, keys, values and out: F32, BF16 or F16 */
+  float sm_scale;          /* default 1/sqrt(head_dim) */
+  int32_t causal;          /* default 1 */
+  int32_t update_kv_cache; /* default 1: write the new keys/values into the cache */
+  int32_t sliding_window;  /* default 0 = none */
+  float soft_cap;          /* default 0 = none */
+  float q_scale;           /* default 0 = none */
+  float k_scale;           /* default 0 = none (treated as 1) */
+  float v_scale;           /* default 0 = none (treated as 1) */
+  const float* sinks;      /* default NULL, else [num_q_heads] sink logits */
+  int32_t num_threads;     /* default 0 = library default */
+} rpa_options;
+
+/* The library version, e.g. "0.1.0". */
+RPA_API const char* rpa_version(void);
+/* The kernel path chosen on this CPU (or forced by RPA_ISA), e.g. "avx512_bf16". */
+RPA_API const char* rpa_isa(void);
+RPA_API void rpa_default_options(rpa_options* o, int32_t num_q_heads, rpa_dtype act_dtype,
+                                 int32_t head_dim);
+
+/* Bytes of a cache with this config; 0 when c is invalid. */
+RPA_API size_t rpa_cache_bytes(const rpa_cache_config* c);
+
+/* One token's keys and values for all kv heads, as [num_kv_heads, head_dim]
+   arrays of src/dst dtype (F32, BF16 or F16), at (page, slot). Scales are the
+   same k_scale/v_scale as in rpa_options (0 = 1). */
+RPA_API rpa_status rpa_cache_write(void* cache, const rpa_cache_config* c, int32_t page,
+                                   int32_t slot, const void* k, const void* v,
+                                   rpa_dtype src_dtype, float k_scale, float v_scale, char* err,
+                                   size_t err_len);
+RPA_API rpa_status rpa_cache_read(const void* cache, const rpa_cache_config* c, int32_t page,
+                                  int32_t slot, void* k, void* v, rpa_dtype dst_dtype,
+                                  float k_scale, float v_scale, char* err, size_t err_len);
+
+/* One call: validate, then write the new K/V into the cache and attend. */
+RPA_API rpa_status rpa_ragged_paged_attention(
+    const void* queries, /* [T, Hq, D] act_dtype */
+    const void* keys,    /* [T, Hkv, D] act_dtype; may be NULL when update_kv_cache == 0 */
+    const void* values,  /* [T, Hkv, D] act_dtype; likewise */
+    void* kv_cache, const rpa_cache_config* cache, const rpa_batch* batch,
+    const rpa_options* opts, void* out, /* [T, Hq, D] act_dtype */
+    char* err, size_t err_len);
+
+/* The same split in two, for engines that run one batch through many layers:
+   validation and work planning happen once in rpa_plan_create; rpa_plan_run
+   may then be called once per layer (each layer with its own cache buffer of
+   the same config). The plan copies what it needs from batch and opts. */
+typedef struct rpa_plan rpa_plan;
+RPA_API rpa_plan* rpa_plan_create(const rpa_cache_config* cache, const rpa_batch* batch,
+                                  const rpa_options* opts, rpa_status* status, char* err,
+                                  size_t err_len);
+RPA_API rpa_status rpa_plan_run(const rpa_plan* plan, const void* queries, const void* keys,
+                                const void* values, void* kv_cache, void* out, char* err,
+                                size_t err_len);
+RPA_API void rpa_plan_destroy(rpa_plan* plan);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* RPA_RPA_H_ */
