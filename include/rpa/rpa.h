@@ -76,6 +76,9 @@ typedef struct rpa_options {
 RPA_API const char* rpa_version(void);
 /* The kernel path chosen on this CPU (or forced by RPA_ISA), e.g. "avx512_bf16". */
 RPA_API const char* rpa_isa(void);
+/* 1 when this build and CPU can run the named kernel path ("scalar", "avx2",
+   "avx512", "avx512_bf16", "amx"), else 0. An addition to ABI version 1. */
+RPA_API int rpa_isa_available(const char* isa);
 RPA_API void rpa_default_options(rpa_options* o, int32_t num_q_heads, rpa_dtype act_dtype,
                                  int32_t head_dim);
 

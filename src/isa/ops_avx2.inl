@@ -1,0 +1,120 @@
+// AVX2 + FMA + F16C operations on 8 fp32 lanes. Included inside an anonymous
+// namespace of a translation unit built with -mavx2 -mfma -mf16c.
+
+struct Ops {
+  static constexpr int kLanes = 8;
+  using F = __m256;
+
+  static __m256i lane_index() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+  // All-ones in lanes [lo, hi).
+  static __m256i lane_range(int32_t lo, int32_t hi) {
+    const __m256i i = lane_index();
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), i),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), i));
+  }
+  static F zero() { return _mm256_setzero_ps(); }
+  static F set1(float x) { return _mm256_set1_ps(x); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, F x) { _mm256_storeu_ps(p, x); }
+  static float reduce_max(F x) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
+  static float reduce_add(F x) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float exp1(float x) { return std::exp(x); }
+
+  // The same Cephes expf polynomial as the AVX-512 path; 2^n is built in the
+  // exponent field, so the upper clamp stays below 2^128.
+  static F exp(F x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-87.33654f), x);
+    x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);
+    const F n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    F r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    F p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i pow2n = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
+  }
+
+  static F soft_cap(F x, float cap) {
+    const F y = _mm256_mul_ps(x, _mm256_set1_ps(1.0f / cap));
+    const F sign_bit = _mm256_set1_ps(-0.0f);
+    const F abs_y = _mm256_andnot_ps(sign_bit, y);
+    const F e = exp(_mm256_mul_ps(abs_y, _mm256_set1_ps(-2.0f)));
+    const F one = _mm256_set1_ps(1.0f);
+    const F t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+    return _mm256_mul_ps(_mm256_or_ps(t, _mm256_and_ps(y, sign_bit)), _mm256_set1_ps(cap));
+  }
+
+  static F keep_lanes(F x, int32_t lo, int32_t hi, float fill) {
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), x, _mm256_castsi256_ps(lane_range(lo, hi)));
+  }
+
+  // 8 halves in the low 16 bits of each lane -> float, exactly (F16C).
+  static F halves_to_float(__m256i h) {
+    const __m256i low_halves = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1,
+                                                -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1,
+                                                -1, -1, -1, -1);
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(h, low_halves), 0x08);
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+  }
+
+  // As in ops_avx512.inl: n (<= 8) words into `pack` float vectors.
+  template <rpa_dtype kCache>
+  static void expand(const uint8_t* words, int32_t n, F* out) {
+    const __m256i w = _mm256_maskload_epi32(reinterpret_cast<const int*>(words), lane_range(0, n));
+    const __m256i byte_mask = _mm256_set1_epi32(0xff);
+    if constexpr (kCache == RPA_F32) {
+      out[0] = _mm256_castsi256_ps(w);
+    } else if constexpr (kCache == RPA_BF16) {
+      out[0] = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+      out[1] = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32(int(0xffff0000u))));
+    } else if constexpr (kCache == RPA_F16) {
+      out[0] = halves_to_float(w);
+      out[1] = halves_to_float(_mm256_srli_epi32(w, 16));
+    } else if constexpr (kCache == RPA_INT8) {
+      out[0] = _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(w, 24), 24));
+      out[1] = _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(w, 16), 24));
+      out[2] = _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(w, 8), 24));
+      out[3] = _mm256_cvtepi32_ps(_mm256_srai_epi32(w, 24));
+    } else if constexpr (kCache == RPA_FP8_E5M2) {
+      out[0] = halves_to_float(_mm256_slli_epi32(_mm256_and_si256(w, byte_mask), 8));
+      out[1] = halves_to_float(_mm256_and_si256(w, _mm256_set1_epi32(0xff00)));
+      out[2] = halves_to_float(_mm256_and_si256(_mm256_srli_epi32(w, 8), _mm256_set1_epi32(0xff00)));
+      out[3] = halves_to_float(_mm256_srli_epi32(w, 24 - 8));
+    } else {
+      static_assert(kCache == RPA_FP8_E4M3);
+      for (int j = 0; j < 4; ++j) {
+        const __m256i b = _mm256_and_si256(_mm256_srli_epi32(w, 8 * j), byte_mask);
+        const __m256i exp_mant = _mm256_and_si256(b, _mm256_set1_epi32(0x7f));
+        const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x80)), 24);
+        const F normal = _mm256_castsi256_ps(_mm256_add_epi32(
+            _mm256_slli_epi32(exp_mant, 20), _mm256_set1_epi32((127 - 7) << 23)));
+        const F subnormal = _mm256_mul_ps(_mm256_cvtepi32_ps(exp_mant), _mm256_set1_ps(0x1p-9f));
+        const __m256i is_sub = _mm256_cmpgt_epi32(_mm256_set1_epi32(8), exp_mant);
+        F f = _mm256_blendv_ps(normal, subnormal, _mm256_castsi256_ps(is_sub));
+        const __m256i nan = _mm256_cmpeq_epi32(exp_mant, _mm256_set1_epi32(0x7f));
+        f = _mm256_blendv_ps(f, _mm256_set1_ps(NAN), _mm256_castsi256_ps(nan));
+        out[j] = _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(f), sign));
+      }
+    }
+  }
+};

@@ -1,0 +1,107 @@
+// AVX-512 (F, BW, DQ, VL) operations on 16 fp32 lanes. Included inside an
+// anonymous namespace of a translation unit built with -mavx512f and friends.
+
+struct Ops {
+  static constexpr int kLanes = 16;
+  using F = __m512;
+
+  static __mmask16 first_lanes(int32_t n) {
+    return n <= 0 ? 0 : n >= 16 ? 0xffff : __mmask16((1u << n) - 1);
+  }
+  static F zero() { return _mm512_setzero_ps(); }
+  static F set1(float x) { return _mm512_set1_ps(x); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, F x) { _mm512_storeu_ps(p, x); }
+  static float reduce_max(F x) { return _mm512_reduce_max_ps(x); }
+  static float reduce_add(F x) { return _mm512_reduce_add_ps(x); }
+  static float exp1(float x) { return std::exp(x); }
+
+  // exp with Cephes' expf polynomial on x - n*ln2 (|r| <= ln2/2), about 1 ulp.
+  // The clamps keep 2^n finite; a NaN stays NaN (max/min return their second
+  // operand when one is NaN).
+  static F exp(F x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-87.33654f), x);
+    x = _mm512_min_ps(_mm512_set1_ps(88.72283f), x);
+    const F n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    F r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    F p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+  }
+
+  // cap * tanh(x / cap), with tanh|y| = (1 - e) / (1 + e), e = exp(-2|y|) <= 1.
+  static F soft_cap(F x, float cap) {
+    const F y = _mm512_mul_ps(x, _mm512_set1_ps(1.0f / cap));
+    const F abs_y = _mm512_abs_ps(y);
+    const F e = exp(_mm512_mul_ps(abs_y, _mm512_set1_ps(-2.0f)));
+    const F one = _mm512_set1_ps(1.0f);
+    const F t = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32(int(0x80000000u)));
+    return _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), sign)),
+                         _mm512_set1_ps(cap));
+  }
+
+  static F keep_lanes(F x, int32_t lo, int32_t hi, float fill) {
+    const __mmask16 keep = __mmask16(first_lanes(hi) & ~first_lanes(lo));
+    return _mm512_mask_blend_ps(keep, _mm512_set1_ps(fill), x);
+  }
+
+  // 16 halves in the low 16 bits of each lane -> float, exactly.
+  static F halves_to_float(__m512i h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)); }
+
+  // Expand n (<= 16) consecutive 32-bit cache words into `pack` float vectors:
+  // out[j] lane i = element j of word i. Words past n are not read (masked
+  // load) and give zeros.
+  template <rpa_dtype kCache>
+  static void expand(const uint8_t* words, int32_t n, F* out) {
+    const __m512i w = _mm512_maskz_loadu_epi32(first_lanes(n), words);
+    const __m512i byte_mask = _mm512_set1_epi32(0xff);
+    if constexpr (kCache == RPA_F32) {
+      out[0] = _mm512_castsi512_ps(w);
+    } else if constexpr (kCache == RPA_BF16) {
+      out[0] = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+      out[1] = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32(int(0xffff0000u))));
+    } else if constexpr (kCache == RPA_F16) {
+      out[0] = halves_to_float(w);
+      out[1] = halves_to_float(_mm512_srli_epi32(w, 16));
+    } else if constexpr (kCache == RPA_INT8) {
+      out[0] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(w, 24), 24));
+      out[1] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(w, 16), 24));
+      out[2] = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(w, 8), 24));
+      out[3] = _mm512_cvtepi32_ps(_mm512_srai_epi32(w, 24));
+    } else if constexpr (kCache == RPA_FP8_E5M2) {
+      // e5m2 is the upper byte of a half.
+      out[0] = halves_to_float(_mm512_slli_epi32(_mm512_and_si512(w, byte_mask), 8));
+      out[1] = halves_to_float(_mm512_and_si512(w, _mm512_set1_epi32(0xff00)));
+      out[2] = halves_to_float(_mm512_and_si512(_mm512_srli_epi32(w, 8), _mm512_set1_epi32(0xff00)));
+      out[3] = halves_to_float(_mm512_srli_epi32(w, 24 - 8));
+    } else {
+      static_assert(kCache == RPA_FP8_E4M3);
+      for (int j = 0; j < 4; ++j) {
+        const __m512i b = _mm512_and_si512(_mm512_srli_epi32(w, 8 * j), byte_mask);
+        const __m512i exp_mant = _mm512_and_si512(b, _mm512_set1_epi32(0x7f));
+        const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 24);
+        // Normals: rebias the exponent (7 -> 127) under float's; subnormals
+        // (exponent 0): mantissa * 2^-9. Both exact, whatever the MXCSR says.
+        const F normal = _mm512_castsi512_ps(_mm512_add_epi32(
+            _mm512_slli_epi32(exp_mant, 20), _mm512_set1_epi32((127 - 7) << 23)));
+        const F subnormal = _mm512_mul_ps(_mm512_cvtepi32_ps(exp_mant), _mm512_set1_ps(0x1p-9f));
+        const __mmask16 is_sub = _mm512_cmplt_epi32_mask(exp_mant, _mm512_set1_epi32(8));
+        F f = _mm512_mask_blend_ps(is_sub, normal, subnormal);
+        const __mmask16 nan = _mm512_cmpeq_epi32_mask(exp_mant, _mm512_set1_epi32(0x7f));
+        f = _mm512_mask_blend_ps(nan, f, _mm512_set1_ps(NAN));
+        out[j] = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(f), sign));
+      }
+    }
+  }
+};

@@ -1,0 +1,31 @@
+// Portable "vector" operations of one lane: the kernel body compiled with
+// these reads as plainly as the float64 reference. Included inside an
+// anonymous namespace (see kernels/attention_body.inl).
+
+struct Ops {
+  static constexpr int kLanes = 1;
+  using F = float;
+
+  static F zero() { return 0.0f; }
+  static F set1(float x) { return x; }
+  static F sub(F a, F b) { return a - b; }
+  static F mul(F a, F b) { return a * b; }
+  static F fmadd(F a, F b, F c) { return a * b + c; }
+  static F load(const float* p) { return *p; }
+  static void store(float* p, F x) { *p = x; }
+  static float reduce_max(F x) { return x; }
+  static float reduce_add(F x) { return x; }
+  static float exp1(float x) { return std::exp(x); }
+  static F exp(F x) { return std::exp(x); }
+  static F soft_cap(F x, float cap) { return cap * std::tanh(x / cap); }
+  // x in lanes [lo, hi), `fill` elsewhere.
+  static F keep_lanes(F x, int32_t lo, int32_t hi, float fill) {
+    return lo <= 0 && 0 < hi ? x : fill;
+  }
+  // The `pack` elements of one 32-bit cache word (n == 0: none, all zero).
+  template <rpa_dtype kCache>
+  static void expand(const uint8_t* word, int32_t n, F* out) {
+    for (int j = 0; j < 4 / int(dtype_size(kCache)); ++j)
+      out[j] = n > 0 ? decode_element(word + j * dtype_size(kCache), kCache) : 0.0f;
+  }
+};

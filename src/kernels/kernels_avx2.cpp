@@ -1,0 +1,17 @@
+// The attention kernels compiled for the avx2 path (flags in src/CMakeLists.txt).
+#include <immintrin.h>
+#include <cmath>
+#include <cstdint>
+
+#include "cache/convert.hpp"
+#include "kernels/kernel_api.hpp"
+
+namespace rpa {
+namespace {
+#include "isa/ops_avx2.inl"
+#include "kernels/attention_body.inl"
+}  // namespace
+
+AttentionKernels avx2_kernels(rpa_dtype cache, rpa_dtype act) { return select_kernels(cache, act); }
+
+}  // namespace rpa

@@ -1,0 +1,168 @@
+#include "plan/plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "cache/token_io.hpp"
+#include "threading/thread_pool.hpp"
+#include "validate/validate.hpp"
+
+namespace rpa {
+namespace {
+
+AttentionKernels kernels_for_isa(Isa isa, rpa_dtype cache, rpa_dtype act) {
+  switch (isa) {
+    case Isa::kAvx2: return avx2_kernels(cache, act);
+    case Isa::kAvx512: return avx512_kernels(cache, act);
+    case Isa::kAvx512Bf16: return avx512_bf16_kernels(cache, act);
+    default: return scalar_kernels(cache, act);
+  }
+}
+
+// Query rows per work item for prefill and mixed sequences: enough rows that
+// the G * rows score rows reuse each K/V word well, few enough that a long
+// prompt still splits into many items for the threads.
+constexpr int32_t kScoreRowsPerItem = 64;
+
+}  // namespace
+
+Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const rpa_options* opts,
+                    Plan* plan) {
+  if (Status s = validate_cache_config(cache); !s.ok()) return s;
+  if (Status s = validate_options(opts, *cache); !s.ok()) return s;
+  if (Status s = validate_batch(batch, *cache, *opts); !s.ok()) return s;
+  const IsaChoice& isa = chosen_isa();
+  if (!isa.available) {
+    return Status::make(RPA_ERR_UNSUPPORTED,
+                        "RPA_ISA=%s: not a kernel path this build and CPU can run (scalar, avx2, "
+                        "avx512, avx512_bf16 where the CPU has them)",
+                        isa.requested);
+  }
+
+  Plan& p = *plan;
+  p.cache_ = *cache;
+  p.layout_ = make_layout(*cache);
+  p.opts_ = *opts;
+  if (opts->sinks != nullptr) {
+    p.sinks_.assign(opts->sinks, opts->sinks + opts->num_q_heads);
+    p.opts_.sinks = nullptr;  // the run uses sinks_, never the caller's array
+  }
+  if (p.opts_.k_scale == 0) p.opts_.k_scale = 1;
+  if (p.opts_.v_scale == 0) p.opts_.v_scale = 1;
+  p.decode_end_ = batch->distribution[0];
+  p.prefill_end_ = batch->distribution[1];
+  p.num_seqs_ = batch->distribution[2];
+  p.kv_lens_.assign(batch->kv_lens, batch->kv_lens + p.num_seqs_);
+  p.cu_q_lens_.assign(batch->cu_q_lens, batch->cu_q_lens + p.num_seqs_ + 1);
+  p.pages_per_seq_ = 0;
+  for (int32_t kv_len : p.kv_lens_)
+    p.pages_per_seq_ = std::max(p.pages_per_seq_, (kv_len + cache->page_size - 1) / cache->page_size);
+  p.page_table_.assign(size_t(p.num_seqs_) * p.pages_per_seq_, 0);
+  for (int32_t i = 0; i < p.num_seqs_; ++i) {
+    const int32_t used = (p.kv_lens_[i] + cache->page_size - 1) / cache->page_size;
+    const int32_t* src = batch->page_indices + int64_t(i) * batch->pages_per_seq;
+    std::copy(src, src + used, p.page_table_.begin() + int64_t(i) * p.pages_per_seq_);
+  }
+  p.kernels_ = kernels_for_isa(isa.isa, cache->dtype, opts->act_dtype);
+  p.num_threads_ = opts->num_threads > 0 ? opts->num_threads : default_num_threads();
+  p.plan_items();
+  return {};
+}
+
+void Plan::plan_items() {
+  items_.clear();
+  const int32_t group = opts_.num_q_heads / cache_.num_kv_heads;
+  const int32_t block_rows = std::max<int32_t>(1, kScoreRowsPerItem / group);
+  int32_t max_rows = 1;
+  for (int32_t i = 0; i < num_seqs_; ++i) {
+    const SeqKind kind = i < decode_end_    ? SeqKind::kDecode
+                         : i < prefill_end_ ? SeqKind::kPrefill
+                                            : SeqKind::kMixed;
+    const int32_t q_begin = cu_q_lens_[i], q_end = cu_q_lens_[i + 1];
+    const int32_t kv_len = kv_lens_[i];
+    const int32_t rows_per_item = kind == SeqKind::kDecode ? 1 : block_rows;
+    for (int32_t r0 = q_begin; r0 < q_end; r0 += rows_per_item) {
+      const int32_t r1 = std::min(q_end, r0 + rows_per_item);
+      // The last row sees the most under a causal mask; a window bounds it.
+      const int32_t last_pos = kv_len - (q_end - r1) - 1;
+      int64_t visible = opts_.causal ? last_pos + 1 : kv_len;
+      if (opts_.sliding_window > 0) visible = std::min<int64_t>(visible, opts_.sliding_window + (r1 - r0));
+      const int64_t cost = int64_t(r1 - r0) * group * visible;
+      for (int32_t h = 0; h < cache_.num_kv_heads; ++h) items_.push_back({{i, h, r0, r1}, kind, cost});
+      max_rows = std::max(max_rows, r1 - r0);
+    }
+  }
+  std::stable_sort(items_.begin(), items_.end(),
+                   [](const PlannedItem& a, const PlannedItem& b) { return a.cost > b.cost; });
+  scratch_floats_ = attention_scratch_floats(layout_, group, max_rows);
+}
+
+void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache,
+                            int threads) const {
+  const size_t row_bytes = size_t(cache_.num_kv_heads) * cache_.head_dim * dtype_size(opts_.act_dtype);
+  const int32_t total_rows = num_seqs_ > 0 ? cu_q_lens_[num_seqs_] : 0;
+  constexpr int32_t kRowsPerTask = 16;
+  const int64_t tasks = (total_rows + kRowsPerTask - 1) / kRowsPerTask;
+  ThreadPool::global().parallel_for(tasks, threads, [&](int64_t task, int) {
+    const int32_t r_begin = int32_t(task) * kRowsPerTask;
+    const int32_t r_end = std::min(total_rows, r_begin + kRowsPerTask);
+    // Rows are in sequence order: find the first row's sequence, then walk.
+    int32_t i = int32_t(std::upper_bound(cu_q_lens_.begin(), cu_q_lens_.end(), r_begin) -
+                        cu_q_lens_.begin()) - 1;
+    for (int32_t r = r_begin; r < r_end; ++r) {
+      while (r >= cu_q_lens_[i + 1]) ++i;
+      const int32_t pos = kv_lens_[i] - (cu_q_lens_[i + 1] - r);
+      const int32_t page = page_table_[size_t(i) * pages_per_seq_ + pos / cache_.page_size];
+      write_token(cache, layout_, page, pos % cache_.page_size,
+                  static_cast<const uint8_t*>(keys) + r * row_bytes,
+                  static_cast<const uint8_t*>(values) + r * row_bytes, opts_.act_dtype,
+                  opts_.k_scale, opts_.v_scale);
+    }
+  });
+}
+
+Status Plan::run(const void* queries, const void* keys, const void* values, void* kv_cache,
+                 void* out) const {
+  if (Status s = validate_buffers(queries, keys, values, kv_cache, out, opts_); !s.ok()) return s;
+  const int threads = num_threads_;
+  // Scratch comes first: once the cache is written nothing may fail.
+  std::unique_ptr<float[]> scratch(new float[scratch_floats_ * size_t(threads)]);
+
+  uint8_t* cache = static_cast<uint8_t*>(kv_cache);
+  if (opts_.update_kv_cache) write_new_tokens(keys, values, cache, threads);
+
+  AttentionCall call;
+  call.queries = queries;
+  call.out = out;
+  call.cache = cache;
+  call.layout = layout_;
+  call.act_dtype = opts_.act_dtype;
+  call.num_q_heads = opts_.num_q_heads;
+  call.group = opts_.num_q_heads / cache_.num_kv_heads;
+  call.sm_scale = opts_.sm_scale;
+  call.soft_cap = opts_.soft_cap;
+  call.q_scale = opts_.q_scale;
+  call.k_scale = opts_.k_scale;
+  call.v_scale = opts_.v_scale;
+  call.causal = opts_.causal;
+  call.sliding_window = opts_.sliding_window;
+  call.sinks = sinks_.empty() ? nullptr : sinks_.data();
+  call.kv_lens = kv_lens_.data();
+  call.cu_q_lens = cu_q_lens_.data();
+  call.page_table = page_table_.data();
+  call.pages_per_seq = pages_per_seq_;
+
+  ThreadPool::global().parallel_for(int64_t(items_.size()), threads, [&](int64_t i, int thread) {
+    const PlannedItem& p = items_[size_t(i)];
+    float* s = scratch.get() + scratch_floats_ * size_t(thread);
+    switch (p.kind) {
+      case SeqKind::kDecode: kernels_.decode(call, p.item, s); break;
+      case SeqKind::kPrefill: kernels_.prefill(call, p.item, s); break;
+      case SeqKind::kMixed: kernels_.mixed(call, p.item, s); break;
+    }
+  });
+  return {};
+}
+
+}  // namespace rpa

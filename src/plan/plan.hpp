@@ -1,0 +1,60 @@
+// Planning: everything about a batch that does not depend on the layer's
+// tensors, done once per serving step (rpa_plan_create) and reused by every
+// layer (rpa_plan_run). The one-call API plans and runs in one go.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cache/layout.hpp"
+#include "common/status.hpp"
+#include "isa/cpu.hpp"
+#include "kernels/kernel_api.hpp"
+
+namespace rpa {
+
+// Which kernel entry point a work item takes (the batch's distribution).
+enum class SeqKind : uint8_t { kDecode, kPrefill, kMixed };
+
+struct PlannedItem {
+  WorkItem item;
+  SeqKind kind;
+  int64_t cost;  // query rows x visible kv positions, the balancing weight
+};
+
+class Plan {
+ public:
+  // Validates config, batch and options (nothing is touched on failure) and
+  // splits the batch into work items.
+  static Status create(const rpa_cache_config* cache, const rpa_batch* batch,
+                       const rpa_options* opts, Plan* plan);
+
+  // Validates the buffers, writes the new tokens into kv_cache (when the
+  // options say so), then attends.
+  Status run(const void* queries, const void* keys, const void* values, void* kv_cache,
+             void* out) const;
+
+ private:
+  void plan_items();
+  void write_new_tokens(const void* keys, const void* values, uint8_t* cache, int threads) const;
+
+  rpa_cache_config cache_{};
+  CacheLayout layout_{};
+  rpa_options opts_{};
+  std::vector<float> sinks_;
+  int32_t num_seqs_ = 0;
+  int32_t decode_end_ = 0;
+  int32_t prefill_end_ = 0;
+  std::vector<int32_t> kv_lens_;
+  std::vector<int32_t> cu_q_lens_;
+  // The page-table entries in use, compacted: sequence i's entries are
+  // page_table_[i * pages_per_seq_ ...], pages_per_seq_ = the longest need.
+  std::vector<int32_t> page_table_;
+  int32_t pages_per_seq_ = 0;
+  std::vector<PlannedItem> items_;  // costliest first
+  AttentionKernels kernels_{};
+  int num_threads_ = 1;
+  size_t scratch_floats_ = 0;  // per thread
+};
+
+}  // namespace rpa

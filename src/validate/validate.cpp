@@ -1,0 +1,187 @@
+#include "validate/validate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+#include "cache/layout.hpp"
+#include "common/dtype.hpp"
+
+namespace rpa {
+
+Status validate_cache_config(const rpa_cache_config* c) {
+  if (c == nullptr) return RPA_INVALID("cache config is NULL");
+  if (c->num_kv_heads < 1)
+    return RPA_INVALID("cache.num_kv_heads %d must be >= 1", c->num_kv_heads);
+  if (c->head_dim < 1 || c->head_dim > 512)
+    return RPA_INVALID("cache.head_dim %d out of range 1..512", c->head_dim);
+  if (c->page_size < 1 || c->page_size > 1024)
+    return RPA_INVALID("cache.page_size %d out of range 1..1024", c->page_size);
+  if (c->num_pages < 1) return RPA_INVALID("cache.num_pages %d must be >= 1", c->num_pages);
+  if (!is_valid_dtype(c->dtype))
+    return RPA_INVALID("cache.dtype %d is not an rpa_dtype", int(c->dtype));
+  if (cache_bytes(*c) == 0)
+    return RPA_INVALID("cache.num_pages %d: the cache size overflows size_t", c->num_pages);
+  return {};
+}
+
+namespace {
+
+Status check_scale(const char* field, float scale) {
+  if (!std::isfinite(scale) || scale < 0)
+    return RPA_INVALID("opts.%s %g must be finite and >= 0", field, double(scale));
+  return {};
+}
+
+}  // namespace
+
+Status validate_options(const rpa_options* o, const rpa_cache_config& c) {
+  if (o == nullptr) return RPA_INVALID("options are NULL");
+  if (o->num_q_heads < 1) return RPA_INVALID("opts.num_q_heads %d must be >= 1", o->num_q_heads);
+  if (o->num_q_heads % c.num_kv_heads != 0)
+    return RPA_INVALID("opts.num_q_heads %d is not a multiple of cache.num_kv_heads %d",
+                       o->num_q_heads, c.num_kv_heads);
+  if (!is_act_dtype(o->act_dtype))
+    return RPA_INVALID("opts.act_dtype %d must be RPA_F32, RPA_BF16 or RPA_F16",
+                       int(o->act_dtype));
+  if (!std::isfinite(o->sm_scale))
+    return RPA_INVALID("opts.sm_scale %g must be finite", double(o->sm_scale));
+  if (o->sliding_window < 0)
+    return RPA_INVALID("opts.sliding_window %d must be >= 0", o->sliding_window);
+  if (!std::isfinite(o->soft_cap) || o->soft_cap < 0)
+    return RPA_INVALID("opts.soft_cap %g must be finite and >= 0", double(o->soft_cap));
+  for (auto [field, scale] : {std::pair{"q_scale", o->q_scale}, std::pair{"k_scale", o->k_scale},
+                              std::pair{"v_scale", o->v_scale}}) {
+    if (Status s = check_scale(field, scale); !s.ok()) return s;
+  }
+  if (o->num_threads < 0)
+    return RPA_INVALID("opts.num_threads %d must be >= 0 (0 = library default)", o->num_threads);
+  return {};
+}
+
+namespace {
+
+// A page-table entry in use: which sequence uses it, at which entry, and
+// whether new tokens are written into it.
+struct PageUse {
+  int32_t page;
+  int32_t seq;
+  int32_t entry;
+};
+
+// No two writers of a page and no reader of a page another sequence (or
+// another entry of the same sequence) writes: sort the written entries, then
+// look every used entry up among them.
+Status check_write_conflicts(const rpa_batch& b, const rpa_cache_config& c, int32_t num_seqs) {
+  std::vector<PageUse> written;
+  for (int32_t i = 0; i < num_seqs; ++i) {
+    const int32_t kv_len = b.kv_lens[i];
+    const int32_t q_len = b.cu_q_lens[i + 1] - b.cu_q_lens[i];
+    const int32_t first = (kv_len - q_len) / c.page_size;
+    const int32_t last = (kv_len - 1) / c.page_size;
+    for (int32_t e = first; e <= last; ++e) {
+      written.push_back({b.page_indices[int64_t(i) * b.pages_per_seq + e], i, e});
+    }
+  }
+  std::sort(written.begin(), written.end(),
+            [](const PageUse& x, const PageUse& y) { return x.page < y.page; });
+  for (size_t k = 1; k < written.size(); ++k) {
+    if (written[k].page == written[k - 1].page) {
+      const PageUse& a = written[k - 1];
+      const PageUse& w = written[k];
+      return RPA_INVALID(
+          "sequence %d: page %d (page_indices[%d * pages_per_seq + %d]) receives new tokens "
+          "but is also written by sequence %d (entry %d)",
+          w.seq, w.page, w.seq, w.entry, a.seq, a.entry);
+    }
+  }
+  for (int32_t i = 0; i < num_seqs; ++i) {
+    const int32_t used = (b.kv_lens[i] + c.page_size - 1) / c.page_size;
+    for (int32_t e = 0; e < used; ++e) {
+      const int32_t page = b.page_indices[int64_t(i) * b.pages_per_seq + e];
+      auto it = std::lower_bound(written.begin(), written.end(), page,
+                                 [](const PageUse& x, int32_t p) { return x.page < p; });
+      if (it != written.end() && it->page == page && (it->seq != i || it->entry != e)) {
+        return RPA_INVALID(
+            "sequence %d: page %d (page_indices[%d * pages_per_seq + %d]) is also used by "
+            "sequence %d (entry %d), which writes new tokens into it",
+            i, page, i, e, it->seq, it->entry);
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_options& o) {
+  if (b == nullptr) return RPA_INVALID("batch is NULL");
+  if (b->distribution == nullptr) return RPA_INVALID("batch.distribution is NULL");
+  if (b->max_num_seqs < 0) return RPA_INVALID("batch.max_num_seqs %d must be >= 0", b->max_num_seqs);
+  if (b->pages_per_seq < 0)
+    return RPA_INVALID("batch.pages_per_seq %d must be >= 0", b->pages_per_seq);
+  if (b->max_num_tokens < 0)
+    return RPA_INVALID("batch.max_num_tokens %d must be >= 0", b->max_num_tokens);
+  const int32_t decode_end = b->distribution[0];
+  const int32_t prefill_end = b->distribution[1];
+  const int32_t num_seqs = b->distribution[2];
+  if (decode_end < 0 || decode_end > prefill_end || prefill_end > num_seqs ||
+      num_seqs > b->max_num_seqs) {
+    return RPA_INVALID(
+        "batch.distribution (decode_end %d, prefill_end %d, num_seqs %d) must satisfy "
+        "0 <= decode_end <= prefill_end <= num_seqs <= max_num_seqs %d",
+        decode_end, prefill_end, num_seqs, b->max_num_seqs);
+  }
+  if (b->cu_q_lens == nullptr) return RPA_INVALID("batch.cu_q_lens is NULL");
+  if (num_seqs > 0 && b->kv_lens == nullptr) return RPA_INVALID("batch.kv_lens is NULL");
+  if (num_seqs > 0 && b->page_indices == nullptr) return RPA_INVALID("batch.page_indices is NULL");
+  if (b->cu_q_lens[0] != 0) return RPA_INVALID("batch.cu_q_lens[0] %d must be 0", b->cu_q_lens[0]);
+  if (b->cu_q_lens[num_seqs] > b->max_num_tokens) {
+    return RPA_INVALID("batch.cu_q_lens[num_seqs] %d exceeds batch.max_num_tokens %d",
+                       b->cu_q_lens[num_seqs], b->max_num_tokens);
+  }
+  for (int32_t i = 0; i < num_seqs; ++i) {
+    const int64_t q_len = int64_t(b->cu_q_lens[i + 1]) - b->cu_q_lens[i];
+    const int32_t kv_len = b->kv_lens[i];
+    if (q_len < 0)
+      return RPA_INVALID("sequence %d: batch.cu_q_lens decreases (%d then %d)", i,
+                         b->cu_q_lens[i], b->cu_q_lens[i + 1]);
+    if (q_len < 1) return RPA_INVALID("sequence %d: q_len 0 (batch.cu_q_lens) must be >= 1", i);
+    if (q_len > kv_len)
+      return RPA_INVALID("sequence %d: q_len %lld > kv_len %d (batch.kv_lens)", i,
+                         static_cast<long long>(q_len), kv_len);
+    if (i < decode_end && q_len != 1)
+      return RPA_INVALID("sequence %d: q_len %lld in the decode range (batch.distribution[0] = "
+                         "%d) must be 1", i, static_cast<long long>(q_len), decode_end);
+    const int64_t pages = (int64_t(kv_len) + c.page_size - 1) / c.page_size;
+    if (pages > b->pages_per_seq)
+      return RPA_INVALID("sequence %d: kv_len %d needs %lld pages > batch.pages_per_seq %d", i,
+                         kv_len, static_cast<long long>(pages), b->pages_per_seq);
+    for (int64_t e = 0; e < pages; ++e) {
+      const int32_t page = b->page_indices[int64_t(i) * b->pages_per_seq + e];
+      if (page < 0 || page >= c.num_pages)
+        return RPA_INVALID("sequence %d: batch.page_indices[%d * pages_per_seq + %lld] = %d out "
+                           "of range [0, cache.num_pages %d)", i, i,
+                           static_cast<long long>(e), page, c.num_pages);
+    }
+  }
+  if (o.update_kv_cache) return check_write_conflicts(*b, c, num_seqs);
+  return {};
+}
+
+Status validate_buffers(const void* queries, const void* keys, const void* values,
+                        const void* kv_cache, const void* out, const rpa_options& o) {
+  if (queries == nullptr) return RPA_INVALID("queries is NULL");
+  if (kv_cache == nullptr) return RPA_INVALID("kv_cache is NULL");
+  if (out == nullptr) return RPA_INVALID("out is NULL");
+  if (o.update_kv_cache) {
+    if (keys == nullptr) return RPA_INVALID("keys is NULL but opts.update_kv_cache is set");
+    if (values == nullptr) return RPA_INVALID("values is NULL but opts.update_kv_cache is set");
+  }
+  return {};
+}
+
+}  // namespace rpa

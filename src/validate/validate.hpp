@@ -1,0 +1,24 @@
+// Every rule of the API's "Rules" section, checked before anything is written:
+// a call that fails here has touched neither the cache nor `out`.
+#pragma once
+
+#include "common/status.hpp"
+#include "rpa/rpa.h"
+
+namespace rpa {
+
+Status validate_cache_config(const rpa_cache_config* c);
+
+// The options, given a valid cache config.
+Status validate_options(const rpa_options* o, const rpa_cache_config& c);
+
+// The batch, given a valid cache config and options: sequence ranges, page
+// tables, and (when the call writes the cache) that no page written by one
+// sequence is read or written through any other page-table entry.
+Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_options& o);
+
+// The per-call buffers.
+Status validate_buffers(const void* queries, const void* keys, const void* values,
+                        const void* kv_cache, const void* out, const rpa_options& o);
+
+}  // namespace rpa
