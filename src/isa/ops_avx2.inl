@@ -99,7 +99,7 @@ struct Ops {
       out[0] = halves_to_float(_mm256_slli_epi32(_mm256_and_si256(w, byte_mask), 8));
       out[1] = halves_to_float(_mm256_and_si256(w, _mm256_set1_epi32(0xff00)));
       out[2] = halves_to_float(_mm256_and_si256(_mm256_srli_epi32(w, 8), _mm256_set1_epi32(0xff00)));
-      out[3] = halves_to_float(_mm256_srli_epi32(w, 24 - 8));
+      out[3] = halves_to_float(_mm256_and_si256(_mm256_srli_epi32(w, 16), _mm256_set1_epi32(0xff00)));
     } else {
       static_assert(kCache == RPA_FP8_E4M3);
       for (int j = 0; j < 4; ++j) {

@@ -84,7 +84,7 @@ struct Ops {
       out[0] = halves_to_float(_mm512_slli_epi32(_mm512_and_si512(w, byte_mask), 8));
       out[1] = halves_to_float(_mm512_and_si512(w, _mm512_set1_epi32(0xff00)));
       out[2] = halves_to_float(_mm512_and_si512(_mm512_srli_epi32(w, 8), _mm512_set1_epi32(0xff00)));
-      out[3] = halves_to_float(_mm512_srli_epi32(w, 24 - 8));
+      out[3] = halves_to_float(_mm512_and_si512(_mm512_srli_epi32(w, 16), _mm512_set1_epi32(0xff00)));
     } else {
       static_assert(kCache == RPA_FP8_E4M3);
       for (int j = 0; j < 4; ++j) {
