@@ -96,6 +96,12 @@ RPA_API rpa_status rpa_cache_read(const void* cache, const rpa_cache_config* c, 
                                   int32_t slot, void* k, void* v, rpa_dtype dst_dtype,
                                   float k_scale, float v_scale, char* err, size_t err_len);
 
+/* Developer switches for ablation studies (rpa-bench --ablate) and tests, not
+   for production: "decode_kernel", "fused_update", "prefetch", "split_kv",
+   each on (1, the default) or off (0). Process-wide; a plan reads them when it
+   is made. Returns 0, or -1 for an unknown name. An addition to ABI version 1. */
+RPA_API int rpa_set_tuning(const char* name, int32_t on);
+
 /* One call: validate, then write the new K/V into the cache and attend. */
 RPA_API rpa_status rpa_ragged_paged_attention(
     const void* queries, /* [T, Hq, D] act_dtype */

@@ -7,6 +7,7 @@
 #include "cache/token_io.hpp"
 #include "isa/cpu.hpp"
 #include "plan/plan.hpp"
+#include "plan/tuning.hpp"
 #include "rpa/rpa.h"
 #include "validate/validate.hpp"
 
@@ -81,6 +82,10 @@ void rpa_default_options(rpa_options* o, int32_t num_q_heads, rpa_dtype act_dtyp
   o->sm_scale = head_dim > 0 ? float(1.0 / std::sqrt(double(head_dim))) : 1.0f;
   o->causal = 1;
   o->update_kv_cache = 1;
+}
+
+int rpa_set_tuning(const char* name, int32_t on) {
+  return name != nullptr && rpa::set_tuning(name, on != 0) ? 0 : -1;
 }
 
 size_t rpa_cache_bytes(const rpa_cache_config* c) {

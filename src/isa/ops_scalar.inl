@@ -8,6 +8,8 @@ struct Ops {
 
   static F zero() { return 0.0f; }
   static F set1(float x) { return x; }
+  static F add(F a, F b) { return a + b; }
+  static F max(F a, F b) { return a > b ? a : b; }
   static F sub(F a, F b) { return a - b; }
   static F mul(F a, F b) { return a * b; }
   static F fmadd(F a, F b, F c) { return a * b + c; }

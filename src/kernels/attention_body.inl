@@ -16,6 +16,27 @@ constexpr int pack_of(rpa_dtype t) { return 4 / int(dtype_size(t)); }
 inline int32_t min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 inline int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 
+// One query row of one head, as floats with the score scale folded in
+// (sm_scale * k_scale, and q_scale when q is quantized to the cache type),
+// zero-padded to q_width so dot products can run over whole K words.
+template <rpa_dtype kCache, rpa_dtype kAct>
+inline void load_query(const AttentionCall& c, int32_t row, int32_t head, float* q, int32_t q_width) {
+  const int32_t D = c.layout.head_dim;
+  const bool quantize_q = is_quantized_dtype(kCache) && c.q_scale > 0;
+  const float score_scale = c.sm_scale * c.k_scale * (quantize_q ? c.q_scale : 1.0f);
+  const size_t offset = (size_t(row) * c.num_q_heads + head) * D;
+  for (int32_t d = 0; d < D; ++d) {
+    float x = load_act(c.queries, offset + d, kAct);
+    if (quantize_q) {
+      uint8_t stored[4];
+      encode_scaled(x, c.q_scale, kCache, stored);
+      x = decode_element(stored, kCache);
+    }
+    q[d] = x * score_scale;
+  }
+  for (int32_t d = D; d < q_width; ++d) q[d] = 0;
+}
+
 // Scratch of one work item, carved from the caller's buffer
 // (attention_scratch_floats in kernel_api.hpp is the matching size).
 struct ItemScratch {
@@ -77,8 +98,6 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t kv_len = c.kv_lens[w.seq];
   const int32_t q_start = c.cu_q_lens[w.seq];
   const int32_t first_pos = kv_len - (c.cu_q_lens[w.seq + 1] - q_start);
-  const bool quantize_q = is_quantized_dtype(kCache) && c.q_scale > 0;
-  const float score_scale = c.sm_scale * c.k_scale * (quantize_q ? c.q_scale : 1.0f);
 
   // Per row: visible interval, scaled query, softmax state (a sink starts the
   // sum at exp(sink - m) with m = sink).
@@ -94,18 +113,7 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const int32_t head = w.kv_head * G + hh;
       s.lo[row] = lo;
       s.hi[row] = hi;
-      const size_t q_offset = (size_t(r) * c.num_q_heads + head) * D;
-      float* q = s.q + size_t(row) * q_width;
-      for (int32_t d = 0; d < D; ++d) {
-        float x = load_act(c.queries, q_offset + d, kAct);
-        if (quantize_q) {
-          uint8_t stored[4];
-          encode_scaled(x, c.q_scale, kCache, stored);
-          x = decode_element(stored, kCache);
-        }
-        q[d] = x * score_scale;
-      }
-      for (int32_t d = D; d < q_width; ++d) q[d] = 0;
+      load_query<kCache, kAct>(c, r, head, s.q + size_t(row) * q_width, q_width);
       const bool sink = c.sinks != nullptr && c.sinks[head] > -INFINITY;
       s.m[row] = sink ? c.sinks[head] : -INFINITY;
       s.l[row] = sink ? 1.0f : 0.0f;
@@ -172,12 +180,11 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   }
 }
 
-// Distribution-aware entry points. They share the body for now; the decode
-// and prefill issues specialize them.
-template <rpa_dtype kCache, rpa_dtype kAct>
-void attend_decode(const AttentionCall& c, const WorkItem& w, float* scratch) {
-  attend<kCache, kAct>(c, w, scratch);
-}
+#include "kernels/decode_body.inl"
+
+// Distribution-aware entry points: decode sequences take the decode kernel;
+// prefill and mixed sequences share the general body for now (the prefill
+// issue specializes them).
 template <rpa_dtype kCache, rpa_dtype kAct>
 void attend_prefill(const AttentionCall& c, const WorkItem& w, float* scratch) {
   attend<kCache, kAct>(c, w, scratch);
@@ -189,7 +196,7 @@ void attend_mixed(const AttentionCall& c, const WorkItem& w, float* scratch) {
 
 template <rpa_dtype kCache, rpa_dtype kAct>
 AttentionKernels kernels_for() {
-  return {&attend_decode<kCache, kAct>, &attend_prefill<kCache, kAct>, &attend_mixed<kCache, kAct>};
+  return {&decode_attend<kCache, kAct>, &attend_prefill<kCache, kAct>, &attend_mixed<kCache, kAct>};
 }
 
 template <rpa_dtype kCache>

@@ -30,16 +30,43 @@ struct AttentionCall {
   const int32_t* cu_q_lens;
   const int32_t* page_table;  // [num_seqs, pages_per_seq]
   int32_t pages_per_seq;
+  // Fused update in the decode kernel: the item holding a decode sequence's
+  // last position writes its new token before reading it. nullptr when the
+  // call does not update the cache or the tokens were written beforehand.
+  const void* decode_keys;    // [T, Hkv, D] act_dtype
+  const void* decode_values;
+  // Split-KV partial results, merged by merge_partials (kernels/split_merge).
+  float* partials;
+  int32_t prefetch;  // software prefetch of the next page (decode)
 };
 
-// A unit of attention work: query rows [row_begin, row_end) of one sequence,
-// all query heads of one kv head. Rows are absolute rows of `queries`.
+namespace {
+
+// Layout of one partial result: m[Hq], l[Hq], acc[Hq][head_dim].
+inline size_t partial_floats(int32_t num_q_heads, int32_t head_dim) {
+  return size_t(num_q_heads) * (size_t(head_dim) + 2);
+}
+
+}  // namespace
+
+// A unit of attention work: query rows [row_begin, row_end) of one sequence
+// (absolute rows of `queries`), all query heads of one kv head, or of every kv
+// head when kv_head is kAllKvHeads (decode: a page is then one contiguous read).
+// Decode items may cover a split [kv_begin, kv_end) of the visible positions;
+// a split writes partial result number `partial` instead of `out`.
+inline constexpr int32_t kAllKvHeads = -1;
 struct WorkItem {
   int32_t seq;
   int32_t kv_head;
   int32_t row_begin;
   int32_t row_end;
+  int32_t kv_begin;
+  int32_t kv_end;
+  int32_t partial;  // -1: the item's result is final
+  int32_t first_split;  // 1 for the split that carries the attention sink
 };
+
+namespace {
 
 // Float scratch one work item of `rows` query rows needs (any ISA).
 inline constexpr size_t kMaxLanes = 16;
@@ -49,6 +76,17 @@ inline size_t attention_scratch_floats(const CacheLayout& l, int32_t group, int3
   const size_t acc = (size_t(l.head_dim) + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
   return n * (q + acc + kMaxLanes + 4) + 64;
 }
+
+// Float scratch of a decode item (all kv heads, one query row).
+inline constexpr size_t kDecodeVecsPerBlock = 4;
+inline size_t decode_scratch_floats(const CacheLayout& l, int32_t num_q_heads, int32_t group) {
+  const size_t q = size_t(l.dim_groups) * l.pack;
+  const size_t acc = round_up(size_t(l.head_dim), kMaxLanes * kDecodeVecsPerBlock);
+  const size_t scores = round_up(size_t(l.page_size), kMaxLanes);
+  return size_t(num_q_heads) * (q + acc + 3) + size_t(group) * scores + 64;
+}
+
+}  // namespace
 
 using AttendFn = void (*)(const AttentionCall& call, const WorkItem& item, float* scratch);
 

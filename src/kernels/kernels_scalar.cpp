@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cache/convert.hpp"
+#include "cache/token_io.hpp"
 #include "kernels/kernel_api.hpp"
 
 namespace rpa {

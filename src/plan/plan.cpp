@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cache/token_io.hpp"
+#include "kernels/split_merge.hpp"
 #include "threading/thread_pool.hpp"
 #include "validate/validate.hpp"
 
@@ -24,6 +25,14 @@ AttentionKernels kernels_for_isa(Isa isa, rpa_dtype cache, rpa_dtype act) {
 // the G * rows score rows reuse each K/V word well, few enough that a long
 // prompt still splits into many items for the threads.
 constexpr int32_t kScoreRowsPerItem = 64;
+
+// Decode items per thread the planner aims for when splitting long sequences:
+// enough that the dynamic claim evens out ragged lengths, few enough that
+// each split still reads long runs.
+constexpr int64_t kDecodeItemsPerThread = 4;
+// A split is at least this many positions, so its fixed costs (loading the
+// queries, the partial result, the merge) stay small against its reads.
+constexpr int32_t kMinSplitTokens = 512;
 
 }  // namespace
 
@@ -66,46 +75,86 @@ Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const
   }
   p.kernels_ = kernels_for_isa(isa.isa, cache->dtype, opts->act_dtype);
   p.num_threads_ = opts->num_threads > 0 ? opts->num_threads : default_num_threads();
+  p.tuning_ = current_tuning();
   p.plan_items();
   return {};
 }
 
+void Plan::plan_decode_items(int32_t group) {
+  // Cost of a decode sequence: positions read (all kv heads at once).
+  int64_t total = 0;
+  std::vector<int32_t> first_visible(static_cast<size_t>(decode_end_));
+  for (int32_t i = 0; i < decode_end_; ++i) {
+    const int32_t pos = kv_lens_[i] - 1;
+    first_visible[i] = opts_.sliding_window > 0 ? std::max(0, pos - opts_.sliding_window + 1) : 0;
+    total += kv_lens_[i] - first_visible[i];
+  }
+  const int64_t target = std::max<int64_t>(
+      kMinSplitTokens, total / std::max<int64_t>(1, int64_t(num_threads_) * kDecodeItemsPerThread));
+  for (int32_t i = 0; i < decode_end_; ++i) {
+    const int32_t begin = first_visible[i], end = kv_lens_[i];
+    const int32_t row = cu_q_lens_[i];
+    int32_t splits = 1;
+    if (tuning_.split_kv && num_threads_ > 1 && end - begin > target)
+      splits = int32_t((end - begin + target - 1) / target);
+    if (splits == 1) {
+      items_.push_back({{i, kAllKvHeads, row, row + 1, begin, end, -1, 1}, SeqKind::kDecode,
+                        int64_t(end - begin) * cache_.num_kv_heads * group});
+      continue;
+    }
+    // Equal splits on page boundaries, so each reads whole pages.
+    const int32_t pages = (end - 1) / cache_.page_size - begin / cache_.page_size + 1;
+    splits = std::min(splits, pages);
+    merges_.push_back({i, num_partials_, splits});
+    const int32_t first_page = begin / cache_.page_size;
+    for (int32_t k = 0; k < splits; ++k) {
+      const int32_t b = std::max(begin, (first_page + int32_t(int64_t(pages) * k / splits)) * cache_.page_size);
+      const int32_t e = std::min(end, (first_page + int32_t(int64_t(pages) * (k + 1) / splits)) * cache_.page_size);
+      items_.push_back({{i, kAllKvHeads, row, row + 1, b, e, num_partials_++, k == 0 ? 1 : 0},
+                        SeqKind::kDecode, int64_t(e - b) * cache_.num_kv_heads * group});
+    }
+  }
+}
+
 void Plan::plan_items() {
   items_.clear();
+  merges_.clear();
+  num_partials_ = 0;
   const int32_t group = opts_.num_q_heads / cache_.num_kv_heads;
   const int32_t block_rows = std::max<int32_t>(1, kScoreRowsPerItem / group);
   int32_t max_rows = 1;
-  for (int32_t i = 0; i < num_seqs_; ++i) {
-    const SeqKind kind = i < decode_end_    ? SeqKind::kDecode
-                         : i < prefill_end_ ? SeqKind::kPrefill
-                                            : SeqKind::kMixed;
+  const bool decode_kernel = tuning_.decode_kernel;
+  if (decode_kernel) plan_decode_items(group);
+  for (int32_t i = decode_kernel ? decode_end_ : 0; i < num_seqs_; ++i) {
+    const SeqKind kind = i < decode_end_ || i >= prefill_end_ ? SeqKind::kMixed : SeqKind::kPrefill;
     const int32_t q_begin = cu_q_lens_[i], q_end = cu_q_lens_[i + 1];
     const int32_t kv_len = kv_lens_[i];
-    const int32_t rows_per_item = kind == SeqKind::kDecode ? 1 : block_rows;
-    for (int32_t r0 = q_begin; r0 < q_end; r0 += rows_per_item) {
-      const int32_t r1 = std::min(q_end, r0 + rows_per_item);
+    for (int32_t r0 = q_begin; r0 < q_end; r0 += block_rows) {
+      const int32_t r1 = std::min(q_end, r0 + block_rows);
       // The last row sees the most under a causal mask; a window bounds it.
       const int32_t last_pos = kv_len - (q_end - r1) - 1;
       int64_t visible = opts_.causal ? last_pos + 1 : kv_len;
       if (opts_.sliding_window > 0) visible = std::min<int64_t>(visible, opts_.sliding_window + (r1 - r0));
       const int64_t cost = int64_t(r1 - r0) * group * visible;
-      for (int32_t h = 0; h < cache_.num_kv_heads; ++h) items_.push_back({{i, h, r0, r1}, kind, cost});
+      for (int32_t h = 0; h < cache_.num_kv_heads; ++h)
+        items_.push_back({{i, h, r0, r1, 0, kv_len, -1, 1}, kind, cost});
       max_rows = std::max(max_rows, r1 - r0);
     }
   }
   std::stable_sort(items_.begin(), items_.end(),
                    [](const PlannedItem& a, const PlannedItem& b) { return a.cost > b.cost; });
-  scratch_floats_ = attention_scratch_floats(layout_, group, max_rows);
+  scratch_floats_ = std::max(attention_scratch_floats(layout_, group, max_rows),
+                             decode_scratch_floats(layout_, opts_.num_q_heads, group));
 }
 
 void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache,
-                            int threads) const {
+                            int32_t first_row, int threads) const {
   const size_t row_bytes = size_t(cache_.num_kv_heads) * cache_.head_dim * dtype_size(opts_.act_dtype);
   const int32_t total_rows = num_seqs_ > 0 ? cu_q_lens_[num_seqs_] : 0;
   constexpr int32_t kRowsPerTask = 16;
-  const int64_t tasks = (total_rows + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t tasks = (total_rows - first_row + kRowsPerTask - 1) / kRowsPerTask;
   ThreadPool::global().parallel_for(tasks, threads, [&](int64_t task, int) {
-    const int32_t r_begin = int32_t(task) * kRowsPerTask;
+    const int32_t r_begin = first_row + int32_t(task) * kRowsPerTask;
     const int32_t r_end = std::min(total_rows, r_begin + kRowsPerTask);
     // Rows are in sequence order: find the first row's sequence, then walk.
     int32_t i = int32_t(std::upper_bound(cu_q_lens_.begin(), cu_q_lens_.end(), r_begin) -
@@ -126,11 +175,17 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
                  void* out) const {
   if (Status s = validate_buffers(queries, keys, values, kv_cache, out, opts_); !s.ok()) return s;
   const int threads = num_threads_;
-  // Scratch comes first: once the cache is written nothing may fail.
+  // Allocation comes first: once the cache is written nothing may fail.
   std::unique_ptr<float[]> scratch(new float[scratch_floats_ * size_t(threads)]);
+  std::unique_ptr<float[]> partials(
+      new float[partial_floats(opts_.num_q_heads, cache_.head_dim) * size_t(num_partials_)]);
 
+  // The decode kernel writes its sequences' new tokens itself (fused); every
+  // other new token is written first, since other items' rows read it.
   uint8_t* cache = static_cast<uint8_t*>(kv_cache);
-  if (opts_.update_kv_cache) write_new_tokens(keys, values, cache, threads);
+  const bool fused_decode = opts_.update_kv_cache && tuning_.decode_kernel && tuning_.fused_update;
+  if (opts_.update_kv_cache)
+    write_new_tokens(keys, values, cache, fused_decode ? cu_q_lens_[decode_end_] : 0, threads);
 
   AttentionCall call;
   call.queries = queries;
@@ -152,6 +207,10 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
   call.cu_q_lens = cu_q_lens_.data();
   call.page_table = page_table_.data();
   call.pages_per_seq = pages_per_seq_;
+  call.decode_keys = fused_decode ? keys : nullptr;
+  call.decode_values = fused_decode ? values : nullptr;
+  call.partials = partials.get();
+  call.prefetch = tuning_.prefetch ? 1 : 0;
 
   ThreadPool::global().parallel_for(int64_t(items_.size()), threads, [&](int64_t i, int thread) {
     const PlannedItem& p = items_[size_t(i)];
@@ -161,6 +220,12 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
       case SeqKind::kPrefill: kernels_.prefill(call, p.item, s); break;
       case SeqKind::kMixed: kernels_.mixed(call, p.item, s); break;
     }
+  });
+  ThreadPool::global().parallel_for(int64_t(merges_.size()), threads, [&](int64_t i, int) {
+    const SplitMerge& m = merges_[size_t(i)];
+    merge_partials(call.partials + partial_floats(opts_.num_q_heads, cache_.head_dim) * m.first,
+                   m.count, opts_.num_q_heads, cache_.head_dim, opts_.v_scale, opts_.act_dtype, out,
+                   cu_q_lens_[m.seq]);
   });
   return {};
 }

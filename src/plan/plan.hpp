@@ -10,6 +10,7 @@
 #include "common/status.hpp"
 #include "isa/cpu.hpp"
 #include "kernels/kernel_api.hpp"
+#include "plan/tuning.hpp"
 
 namespace rpa {
 
@@ -36,7 +37,9 @@ class Plan {
 
  private:
   void plan_items();
-  void write_new_tokens(const void* keys, const void* values, uint8_t* cache, int threads) const;
+  void plan_decode_items(int32_t group);
+  void write_new_tokens(const void* keys, const void* values, uint8_t* cache, int32_t first_row,
+                        int threads) const;
 
   rpa_cache_config cache_{};
   CacheLayout layout_{};
@@ -52,6 +55,15 @@ class Plan {
   std::vector<int32_t> page_table_;
   int32_t pages_per_seq_ = 0;
   std::vector<PlannedItem> items_;  // costliest first
+  // Split decode sequences: partial results [first, first + count) merge into seq's row.
+  struct SplitMerge {
+    int32_t seq;
+    int32_t first;
+    int32_t count;
+  };
+  std::vector<SplitMerge> merges_;
+  int32_t num_partials_ = 0;
+  Tuning tuning_{};
   AttentionKernels kernels_{};
   int num_threads_ = 1;
   size_t scratch_floats_ = 0;  // per thread

@@ -1,0 +1,224 @@
+// The decode kernel: one query row per sequence, so the work is reading the
+// sequence's K/V once at memory speed. Included after attention_body.inl
+// inside the per-ISA anonymous namespace.
+//
+// An item covers positions [kv_begin, kv_end) of one sequence for every kv
+// head, page by page: a page (all heads, K and V) is one contiguous run, and
+// while it is processed the next page is prefetched into L2, so the cache is
+// read as long runs rather than 4-8 KiB random blocks. For each (page, kv
+// head) the G query heads of that kv head share every K/V load:
+//   scores s[g][t] for the page's tokens -> one max/exp/sum per page and row
+//   -> acc[g][:] += p[g][t] v[t], with the accumulators in registers.
+
+// Scores of GB query rows against the page's tokens [slot_lo, slot_hi).
+// kPack accumulators per row keep the FMA chains independent.
+template <rpa_dtype kCache, int GB>
+inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_block, int32_t page_size,
+                          int32_t dim_groups, int32_t slot_lo, int32_t slot_hi, float* s,
+                          int32_t s_width) {
+  constexpr int L = Ops::kLanes;
+  constexpr int kPack = pack_of(kCache);
+  using F = typename Ops::F;
+  for (int32_t c0 = slot_lo / L * L; c0 < slot_hi; c0 += L) {
+    const int32_t n = min_i32(L, page_size - c0);
+    F a[GB][kPack];
+    for (int b = 0; b < GB; ++b)
+      for (int j = 0; j < kPack; ++j) a[b][j] = Ops::zero();
+    const uint8_t* k_words = k_block + size_t(c0) * 4;
+    for (int32_t g = 0; g < dim_groups; ++g) {
+      F k[kPack];
+      Ops::template expand<kCache>(k_words + size_t(g) * page_size * 4, n, k);
+      for (int b = 0; b < GB; ++b) {
+        const float* qg = q + size_t(b) * q_width + size_t(g) * kPack;
+        for (int j = 0; j < kPack; ++j) a[b][j] = Ops::fmadd(Ops::set1(qg[j]), k[j], a[b][j]);
+      }
+    }
+    for (int b = 0; b < GB; ++b) {
+      F sum = a[b][0];
+      for (int j = 1; j < kPack; ++j) sum = Ops::add(sum, a[b][j]);
+      Ops::store(s + size_t(b) * s_width + c0, sum);
+    }
+  }
+}
+
+// acc[b][:] = alpha[b] * acc[b][:] + sum over slots of p[b][slot] * v[slot][:]
+// for GB rows, kDecodeVecsPerBlock vectors of dims at a time.
+template <rpa_dtype kCache, int GB>
+inline void decode_values(const float* p, int32_t s_width, const float* alpha,
+                          const uint8_t* v_block, int32_t head_dim, int32_t slot_lo,
+                          int32_t slot_hi, float* acc, int32_t acc_width) {
+  constexpr int L = Ops::kLanes;
+  constexpr int kPack = pack_of(kCache);
+  constexpr int kVecs = int(kDecodeVecsPerBlock);
+  using F = typename Ops::F;
+  for (int32_t d0 = 0; d0 < head_dim; d0 += kVecs * L) {
+    F o[GB][kVecs];
+    for (int b = 0; b < GB; ++b)
+      for (int v = 0; v < kVecs; ++v)
+        o[b][v] = Ops::mul(Ops::load(acc + size_t(b) * acc_width + d0 + v * L), Ops::set1(alpha[b]));
+    for (int32_t g = slot_lo / kPack; g * kPack < slot_hi; ++g) {
+      F x[kVecs][kPack];
+      for (int v = 0; v < kVecs; ++v)
+        Ops::template expand<kCache>(v_block + (size_t(g) * head_dim + d0 + v * L) * 4,
+                                     head_dim - (d0 + v * L), x[v]);
+      // Slots of this word outside [slot_lo, slot_hi) are never multiplied:
+      // they may hold anything, NaN included.
+      const int32_t j_lo = max_i32(slot_lo - g * kPack, 0);
+      const int32_t j_hi = min_i32(slot_hi - g * kPack, kPack);
+      for (int32_t j = j_lo; j < j_hi; ++j) {
+        for (int b = 0; b < GB; ++b) {
+          const F pj = Ops::set1(p[size_t(b) * s_width + g * kPack + j]);
+          for (int v = 0; v < kVecs; ++v) o[b][v] = Ops::fmadd(pj, x[v][j], o[b][v]);
+        }
+      }
+    }
+    for (int b = 0; b < GB; ++b)
+      for (int v = 0; v < kVecs; ++v) Ops::store(acc + size_t(b) * acc_width + d0 + v * L, o[b][v]);
+  }
+}
+
+// Softmax step of one row over the page's scores: masks slots outside
+// [slot_lo, slot_hi), applies the soft cap, updates m and l, turns the scores
+// into probabilities in place and returns the rescale factor of acc.
+inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float soft_cap, float* m,
+                            float* l) {
+  constexpr int L = Ops::kLanes;
+  using F = typename Ops::F;
+  const int32_t c_begin = slot_lo / L * L;
+  F mx = Ops::set1(-INFINITY);
+  for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
+    F x = Ops::load(s + c0);
+    if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
+    x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
+    Ops::store(s + c0, x);
+    mx = Ops::max(mx, x);
+  }
+  const float m_old = *m;
+  const float page_max = Ops::reduce_max(mx);
+  const float m_new = page_max > m_old ? page_max : m_old;
+  const float alpha = m_new > m_old ? Ops::exp1(m_old - m_new) : 1.0f;
+  F sum = Ops::zero();
+  for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
+    const F e = Ops::keep_lanes(Ops::exp(Ops::sub(Ops::load(s + c0), Ops::set1(m_new))),
+                                slot_lo - c0, slot_hi - c0, 0.0f);
+    Ops::store(s + c0, e);
+    sum = Ops::add(sum, e);
+  }
+  *l = *l * alpha + Ops::reduce_add(sum);
+  *m = m_new;
+  return alpha;
+}
+
+inline void prefetch_range(const uint8_t* p, size_t bytes) {
+  for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 0, 2);
+}
+
+// Query rows processed together: kPack accumulators per row, 8 in all, so
+// the FMA chains hide their latency without spilling.
+template <rpa_dtype kCache>
+constexpr int decode_score_rows() { return 8 / pack_of(kCache); }
+inline constexpr int kDecodeValueRows = 4;
+
+template <rpa_dtype kCache, rpa_dtype kAct>
+void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
+  constexpr int kPack = pack_of(kCache);
+  constexpr int kScoreRows = decode_score_rows<kCache>();
+  const CacheLayout& lay = c.layout;
+  const int32_t D = lay.head_dim;
+  const int32_t G = c.group;
+  const int32_t Hq = c.num_q_heads;
+  const int32_t page_size = lay.page_size;
+  const int32_t q_width = lay.dim_groups * kPack;
+  const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kDecodeVecsPerBlock));
+  const int32_t s_width = int32_t(round_up(size_t(page_size), kMaxLanes));
+
+  float* q = scratch;                        // [Hq][q_width]
+  float* acc = q + size_t(Hq) * q_width;     // [Hq][acc_width]
+  float* m = acc + size_t(Hq) * acc_width;   // [Hq]
+  float* l = m + Hq;                         // [Hq]
+  float* alpha = l + Hq;                     // [Hq]
+  float* s = alpha + Hq;                     // [G][s_width]
+
+  const int32_t seq = w.seq;
+  const int32_t kv_len = c.kv_lens[seq];
+  const int32_t row = c.cu_q_lens[seq];
+  const int32_t pos = kv_len - 1;
+  const int32_t t_begin = max_i32(w.kv_begin, c.sliding_window > 0 ? pos - c.sliding_window + 1 : 0);
+  const int32_t t_end = min_i32(w.kv_end, kv_len);
+
+  if (c.decode_keys != nullptr && t_end == kv_len) {
+    const int32_t page = c.page_table[size_t(seq) * c.pages_per_seq + pos / page_size];
+    const size_t row_bytes = size_t(lay.num_kv_heads) * D * dtype_size(kAct);
+    write_token(const_cast<uint8_t*>(c.cache), lay, page, pos % page_size,
+                static_cast<const uint8_t*>(c.decode_keys) + row * row_bytes,
+                static_cast<const uint8_t*>(c.decode_values) + row * row_bytes, kAct, c.k_scale,
+                c.v_scale);
+  }
+
+  for (int32_t h = 0; h < Hq; ++h) {
+    load_query<kCache, kAct>(c, row, h, q + size_t(h) * q_width, q_width);
+    const bool sink = w.first_split && c.sinks != nullptr && c.sinks[h] > -INFINITY;
+    m[h] = sink ? c.sinks[h] : -INFINITY;
+    l[h] = sink ? 1.0f : 0.0f;
+    for (int32_t d = 0; d < acc_width; ++d) acc[size_t(h) * acc_width + d] = 0;
+  }
+
+  for (int32_t e = t_begin / page_size; e * page_size < t_end; ++e) {
+    const int32_t* pages = c.page_table + size_t(seq) * c.pages_per_seq;
+    const int32_t base = e * page_size;
+    const int32_t slot_lo = max_i32(t_begin - base, 0);
+    const int32_t slot_hi = min_i32(t_end - base, page_size);
+    const bool has_next = (e + 1) * page_size < t_end;
+    for (int32_t kv_head = 0; kv_head < lay.num_kv_heads; ++kv_head) {
+      const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
+      const uint8_t* v_block = k_block + lay.k_block_bytes;
+      if (c.prefetch && has_next)
+        prefetch_range(c.cache + k_block_offset(lay, pages[e + 1], kv_head), lay.head_bytes);
+      const int32_t h0 = kv_head * G;
+      for (int32_t g = 0; g < G; g += kScoreRows) {
+        const float* qg = q + size_t(h0 + g) * q_width;
+        float* sg = s + size_t(g) * s_width;
+        if (G - g >= kScoreRows) {
+          decode_scores<kCache, kScoreRows>(qg, q_width, k_block, page_size, lay.dim_groups,
+                                            slot_lo, slot_hi, sg, s_width);
+        } else {
+          for (int32_t b = 0; b < G - g; ++b)
+            decode_scores<kCache, 1>(qg + size_t(b) * q_width, q_width, k_block, page_size,
+                                     lay.dim_groups, slot_lo, slot_hi, sg + size_t(b) * s_width,
+                                     s_width);
+        }
+      }
+      for (int32_t g = 0; g < G; ++g)
+        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, c.soft_cap,
+                                       &m[h0 + g], &l[h0 + g]);
+      for (int32_t g = 0; g < G; g += kDecodeValueRows) {
+        const float* pg = s + size_t(g) * s_width;
+        float* ag = acc + size_t(h0 + g) * acc_width;
+        if (G - g >= kDecodeValueRows) {
+          decode_values<kCache, kDecodeValueRows>(pg, s_width, alpha + h0 + g, v_block, D,
+                                                  slot_lo, slot_hi, ag, acc_width);
+        } else {
+          for (int32_t b = 0; b < G - g; ++b)
+            decode_values<kCache, 1>(pg + size_t(b) * s_width, s_width, alpha + h0 + g + b,
+                                     v_block, D, slot_lo, slot_hi, ag + size_t(b) * acc_width,
+                                     acc_width);
+        }
+      }
+    }
+  }
+
+  if (w.partial >= 0) {
+    float* part = c.partials + size_t(w.partial) * partial_floats(Hq, D);
+    for (int32_t h = 0; h < Hq; ++h) {
+      part[h] = m[h];
+      part[Hq + h] = l[h];
+      for (int32_t d = 0; d < D; ++d) part[2 * size_t(Hq) + size_t(h) * D + d] = acc[size_t(h) * acc_width + d];
+    }
+    return;
+  }
+  for (int32_t h = 0; h < Hq; ++h) {
+    const float inv = c.v_scale / l[h];
+    for (int32_t d = 0; d < D; ++d)
+      store_act(c.out, (size_t(row) * Hq + h) * D + d, kAct, acc[size_t(h) * acc_width + d] * inv);
+  }
+}

@@ -1,0 +1,81 @@
+// The developer switches of rpa_set_tuning select the "off" side of each lever
+// that rpa-bench --ablate measures (general kernel for decodes, a scatter pass
+// before attention, no prefetch, no split-KV). Every combination must compute
+// the same attention, and the split-KV merge must be exact wherever it runs.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "helpers.hpp"
+
+namespace {
+
+const char* const kSwitches[] = {"decode_kernel", "fused_update", "prefetch", "split_kv"};
+
+struct ResetTuning {
+  ~ResetTuning() {
+    for (const char* name : kSwitches) rpa_set_tuning(name, 1);
+  }
+};
+
+// Decodes long enough that a 2-thread plan splits them (splits are >= 512
+// positions, about a quarter of a thread's share), plus a chunk and a prefill.
+rt::Case long_decode_case(rt::Rng& rng, rpa_dtype cache, rpa_dtype act, int page_size) {
+  rt::Shape s;
+  s.num_kv_heads = 2;
+  s.group = 4;
+  s.head_dim = 40;
+  s.page_size = page_size;
+  s.cache = cache;
+  s.act = act;
+  s.seqs = {{1, 700}, {1, 1501}, {1, 2112}, {1, 37}, {24, 24}, {9, 300}};
+  s.decode_end = 4;
+  s.prefill_end = 5;
+  rt::Case c = rt::build_case(s, rng);
+  c.opts.num_threads = 2;
+  return c;
+}
+
+TEST(Tuning, UnknownSwitchIsRejected) {
+  EXPECT_EQ(rpa_set_tuning("no_such_switch", 0), -1);
+  EXPECT_EQ(rpa_set_tuning(nullptr, 0), -1);
+  EXPECT_EQ(rpa_set_tuning("prefetch", 1), 0);
+}
+
+TEST(Tuning, EverySwitchCombinationMatchesTheReference) {
+  ResetTuning reset;
+  rt::Rng rng(rt::base_seed() ^ 0x7u);
+  for (int mask = 0; mask < 16; ++mask) {
+    std::string on;
+    for (int b = 0; b < 4; ++b) {
+      rpa_set_tuning(kSwitches[b], (mask >> b) & 1);
+      if ((mask >> b) & 1) on += std::string(kSwitches[b]) + " ";
+    }
+    SCOPED_TRACE("switches on: " + on);
+    rt::Case c = long_decode_case(rng, RPA_BF16, RPA_BF16, mask % 2 ? 16 : 5);
+    EXPECT_TRUE(rt::run_and_check(c, rng, 0));
+    EXPECT_TRUE(rt::run_and_check(c, rng, 2));
+  }
+}
+
+// Split-KV with every cache dtype, sinks (carried by the first split only)
+// and a sliding window that starts mid-split.
+TEST(SplitKv, MergeIsExactForEveryCacheDtype) {
+  ResetTuning reset;
+  rt::Rng rng(rt::base_seed() ^ 0x5b1u);
+  for (rpa_dtype cache : {RPA_F32, RPA_BF16, RPA_F16, RPA_FP8_E4M3, RPA_FP8_E5M2, RPA_INT8}) {
+    for (int variant = 0; variant < 3; ++variant) {
+      rt::Case c = long_decode_case(rng, cache, variant == 1 ? RPA_F32 : RPA_BF16, 16);
+      if (variant >= 1) {
+        c.sinks.assign(size_t(c.opts.num_q_heads), 0.0f);
+        for (float& x : c.sinks) x = float(rt::uniform(rng, -2, 4));
+      }
+      if (variant == 2) c.opts.sliding_window = 1300;
+      if (cache == RPA_FP8_E4M3 || cache == RPA_INT8) c.opts.k_scale = c.opts.v_scale = 0.05f;
+      SCOPED_TRACE(c.describe());
+      EXPECT_TRUE(rt::run_and_check(c, rng, 0));
+    }
+  }
+}
+
+}  // namespace
