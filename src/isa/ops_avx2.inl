@@ -4,6 +4,7 @@
 struct Ops {
   static constexpr int kLanes = 8;
   using F = __m256;
+  static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 
   static __m256i lane_index() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
   // All-ones in lanes [lo, hi).

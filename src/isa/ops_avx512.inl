@@ -5,6 +5,18 @@ struct Ops {
   static constexpr int kLanes = 16;
   using F = __m512;
 
+#ifdef RPA_OPS_BF16_DOT
+  // AVX-512 BF16: acc lane i += sum over the pair of bf16(word i) * bf16(q_pair),
+  // one vdpbf16ps per 16 tokens x 2 dims of K against a query dim pair.
+  static constexpr bool kBf16Dot = true;
+  static F dot_bf16_pairs(F acc, const uint8_t* words, int32_t n, uint32_t q_pair) {
+    const __m512i w = _mm512_maskz_loadu_epi32(first_lanes(n), words);
+    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)_mm512_set1_epi32(int(q_pair)));
+  }
+#else
+  static constexpr bool kBf16Dot = false;
+#endif
+
   static __mmask16 first_lanes(int32_t n) {
     return n <= 0 ? 0 : n >= 16 ? 0xffff : __mmask16((1u << n) - 1);
   }

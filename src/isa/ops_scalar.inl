@@ -5,6 +5,7 @@
 struct Ops {
   static constexpr int kLanes = 1;
   using F = float;
+  static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 
   static F zero() { return 0.0f; }
   static F set1(float x) { return x; }

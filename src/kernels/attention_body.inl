@@ -73,8 +73,38 @@ inline void chunk_scores(const float* q, int32_t q_width, int32_t rows, const ui
   }
 }
 
+// With bf16 queries and a bf16 cache on a CPU with AVX-512 BF16, Q.K^T runs
+// on vdpbf16ps straight from the cache words (the layout's dim pairs are its
+// operand) against the queries' own bf16 pairs; the score scale is applied to
+// the scores instead of being folded into q, which would round it.
+template <rpa_dtype kCache, rpa_dtype kAct>
+constexpr bool use_bf16_dot() {
+  return Ops::kBf16Dot && kCache == RPA_BF16 && kAct == RPA_BF16;
+}
+
+// chunk_scores on bf16 pairs: q_pairs[row][dim_group] are the query's bf16
+// bits, two dims per word, like the K words.
+template <class O>
+inline void chunk_scores_bf16(const uint32_t* q_pairs, int32_t rows, const uint8_t* k_chunk,
+                              int32_t page_size, int32_t dim_groups, int32_t n, float* scores) {
+  constexpr int kRowBlock = 4;
+  using F = typename O::F;
+  for (int32_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    const int32_t nb = min_i32(kRowBlock, rows - r0);
+    F a[kRowBlock];
+    for (int b = 0; b < kRowBlock; ++b) a[b] = O::zero();
+    for (int32_t g = 0; g < dim_groups; ++g) {
+      const uint8_t* words = k_chunk + size_t(g) * page_size * 4;
+      for (int32_t b = 0; b < nb; ++b)
+        a[b] = O::dot_bf16_pairs(a[b], words, n, q_pairs[size_t(r0 + b) * dim_groups + g]);
+    }
+    for (int32_t b = 0; b < nb; ++b) O::store(scores + size_t(r0 + b) * O::kLanes, a[b]);
+  }
+}
+
 template <rpa_dtype kCache, rpa_dtype kAct>
 void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
+  constexpr bool kBf16Dot = use_bf16_dot<kCache, kAct>();
   using F = typename Ops::F;
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
@@ -98,6 +128,7 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t kv_len = c.kv_lens[w.seq];
   const int32_t q_start = c.cu_q_lens[w.seq];
   const int32_t first_pos = kv_len - (c.cu_q_lens[w.seq + 1] - q_start);
+  const float bf16_score_scale = c.sm_scale * c.k_scale;
 
   // Per row: visible interval, scaled query, softmax state (a sink starts the
   // sum at exp(sink - m) with m = sink).
@@ -113,7 +144,19 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const int32_t head = w.kv_head * G + hh;
       s.lo[row] = lo;
       s.hi[row] = hi;
-      load_query<kCache, kAct>(c, r, head, s.q + size_t(row) * q_width, q_width);
+      if constexpr (kBf16Dot) {
+        // q_width floats of room hold the dim_groups pairs.
+        uint32_t* pairs = reinterpret_cast<uint32_t*>(s.q) + size_t(row) * lay.dim_groups;
+        const uint16_t* bits = static_cast<const uint16_t*>(c.queries) +
+                               (size_t(r) * c.num_q_heads + head) * D;
+        for (int32_t g = 0; g < lay.dim_groups; ++g) {
+          const uint32_t lo = bits[2 * g];
+          const uint32_t hi = 2 * g + 1 < D ? bits[2 * g + 1] : 0;
+          pairs[g] = lo | (hi << 16);
+        }
+      } else {
+        load_query<kCache, kAct>(c, r, head, s.q + size_t(row) * q_width, q_width);
+      }
       const bool sink = c.sinks != nullptr && c.sinks[head] > -INFINITY;
       s.m[row] = sink ? c.sinks[head] : -INFINITY;
       s.l[row] = sink ? 1.0f : 0.0f;
@@ -130,14 +173,20 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
     const int32_t slot_hi = min_i32(t_end - base, page_size);
     for (int32_t c0 = slot_lo / L * L; c0 < slot_hi; c0 += L) {
       const int32_t n = min_i32(L, page_size - c0);
-      chunk_scores<kCache>(s.q, q_width, rows, k_block + size_t(c0) * 4, page_size,
-                           lay.dim_groups, n, s.p);
+      if constexpr (kBf16Dot) {
+        chunk_scores_bf16<Ops>(reinterpret_cast<const uint32_t*>(s.q), rows, k_block + size_t(c0) * 4,
+                          page_size, lay.dim_groups, n, s.p);
+      } else {
+        chunk_scores<kCache>(s.q, q_width, rows, k_block + size_t(c0) * 4, page_size,
+                             lay.dim_groups, n, s.p);
+      }
       for (int32_t row = 0; row < rows; ++row) {
         const int32_t t_lo = max_i32(s.lo[row], base + c0) - base;  // page slots
         const int32_t t_hi = min_i32(s.hi[row], base + c0 + n) - base;
         if (t_lo >= t_hi) continue;
         float* p = s.p + size_t(row) * L;
         F x = Ops::load(p);
+        if constexpr (kBf16Dot) x = Ops::mul(x, Ops::set1(bf16_score_scale));
         if (c.soft_cap > 0) x = Ops::soft_cap(x, c.soft_cap);
         x = Ops::keep_lanes(x, t_lo - c0, t_hi - c0, -INFINITY);
         const float m_old = s.m[row];

@@ -9,6 +9,7 @@
 
 namespace rpa {
 namespace {
+#define RPA_OPS_BF16_DOT 1
 #include "isa/ops_avx512.inl"
 #include "kernels/attention_body.inl"
 }  // namespace
