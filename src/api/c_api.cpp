@@ -5,6 +5,7 @@
 #include <new>
 
 #include "cache/token_io.hpp"
+#include "common/dtype.hpp"
 #include "isa/cpu.hpp"
 #include "plan/plan.hpp"
 #include "plan/tuning.hpp"
@@ -46,8 +47,9 @@ rpa::Status check_token_args(const void* cache, const rpa_cache_config* c, int32
     return RPA_INVALID("page %d out of range [0, cache.num_pages %d)", page, c->num_pages);
   if (slot < 0 || slot >= c->page_size)
     return RPA_INVALID("slot %d out of range [0, cache.page_size %d)", slot, c->page_size);
-  if (dtype != RPA_F32 && dtype != RPA_BF16 && dtype != RPA_F16)
-    return RPA_INVALID("dtype %d of k and v must be RPA_F32, RPA_BF16 or RPA_F16", int(dtype));
+  if (!rpa::is_act_dtype(rpa::raw_dtype(dtype)))
+    return RPA_INVALID("dtype %d of k and v must be RPA_F32, RPA_BF16 or RPA_F16",
+                       rpa::raw_dtype(dtype));
   if (!std::isfinite(k_scale) || k_scale < 0)
     return RPA_INVALID("k_scale %g must be finite and >= 0", double(k_scale));
   if (!std::isfinite(v_scale) || v_scale < 0)

@@ -2,16 +2,28 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "rpa/rpa.h"
 
 namespace rpa {
 namespace {
 
-constexpr bool is_valid_dtype(rpa_dtype t) { return t >= RPA_F32 && t <= RPA_INT8; }
+// An rpa_dtype field as the caller stored it. C callers may store any int
+// there, and in C++ loading an out-of-range value as the enum is undefined,
+// so callers' fields are read through their bytes first.
+inline int32_t raw_dtype(const rpa_dtype& field) {
+  int32_t v;
+  static_assert(sizeof(rpa_dtype) == sizeof(int32_t));
+  std::memcpy(&v, &field, sizeof v);
+  return v;
+}
+
+constexpr bool is_valid_dtype(int32_t t) { return t >= RPA_F32 && t <= RPA_INT8; }
 
 // Activations (queries, keys, values, out) are one of the float types.
-constexpr bool is_act_dtype(rpa_dtype t) { return t == RPA_F32 || t == RPA_BF16 || t == RPA_F16; }
+constexpr bool is_act_dtype(int32_t t) { return t == RPA_F32 || t == RPA_BF16 || t == RPA_F16; }
 
 // fp8 and int8 caches saturate on write and honour q_scale; the float types do not.
 constexpr bool is_quantized_dtype(rpa_dtype t) {

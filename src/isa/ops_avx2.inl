@@ -80,10 +80,20 @@ struct Ops {
     return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
   }
 
-  // As in ops_avx512.inl: n (<= 8) words into `pack` float vectors.
+  // As in ops_avx512.inl, 8 words at a time.
+  using W = __m256i;
+  static W load_words(const uint8_t* words, int32_t n) {
+    return _mm256_maskload_epi32(reinterpret_cast<const int*>(words), lane_range(0, n));
+  }
+  static W load_words_full(const uint8_t* words) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
+  }
   template <rpa_dtype kCache>
   static void expand(const uint8_t* words, int32_t n, F* out) {
-    const __m256i w = _mm256_maskload_epi32(reinterpret_cast<const int*>(words), lane_range(0, n));
+    expand_words<kCache>(load_words(words, n), out);
+  }
+  template <rpa_dtype kCache>
+  static void expand_words(W w, F* out) {
     const __m256i byte_mask = _mm256_set1_epi32(0xff);
     if constexpr (kCache == RPA_F32) {
       out[0] = _mm256_castsi256_ps(w);

@@ -73,12 +73,23 @@ struct Ops {
   // 16 halves in the low 16 bits of each lane -> float, exactly.
   static F halves_to_float(__m512i h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)); }
 
+  // 16 consecutive 32-bit cache words; load_words reads only the first n
+  // (masked: past a page's end or the cache's end nothing is touched) and
+  // gives zeros for the rest.
+  using W = __m512i;
+  static W load_words(const uint8_t* words, int32_t n) {
+    return _mm512_maskz_loadu_epi32(first_lanes(n), words);
+  }
+  static W load_words_full(const uint8_t* words) { return _mm512_loadu_si512(words); }
+
   // Expand n (<= 16) consecutive 32-bit cache words into `pack` float vectors:
-  // out[j] lane i = element j of word i. Words past n are not read (masked
-  // load) and give zeros.
+  // out[j] lane i = element j of word i.
   template <rpa_dtype kCache>
   static void expand(const uint8_t* words, int32_t n, F* out) {
-    const __m512i w = _mm512_maskz_loadu_epi32(first_lanes(n), words);
+    expand_words<kCache>(load_words(words, n), out);
+  }
+  template <rpa_dtype kCache>
+  static void expand_words(W w, F* out) {
     const __m512i byte_mask = _mm512_set1_epi32(0xff);
     if constexpr (kCache == RPA_F32) {
       out[0] = _mm512_castsi512_ps(w);

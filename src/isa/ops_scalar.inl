@@ -25,10 +25,22 @@ struct Ops {
   static F keep_lanes(F x, int32_t lo, int32_t hi, float fill) {
     return lo <= 0 && 0 < hi ? x : fill;
   }
-  // The `pack` elements of one 32-bit cache word (n == 0: none, all zero).
+  // One 32-bit cache word (n == 0: none, read as zeros).
+  using W = const uint8_t*;
+  static W load_words(const uint8_t* word, int32_t n) {
+    static const uint8_t kZeroWord[4] = {0, 0, 0, 0};
+    return n > 0 ? word : kZeroWord;
+  }
+  static W load_words_full(const uint8_t* word) { return word; }
+
+  // The `pack` elements of the word.
   template <rpa_dtype kCache>
   static void expand(const uint8_t* word, int32_t n, F* out) {
+    expand_words<kCache>(load_words(word, n), out);
+  }
+  template <rpa_dtype kCache>
+  static void expand_words(W word, F* out) {
     for (int j = 0; j < 4 / int(dtype_size(kCache)); ++j)
-      out[j] = n > 0 ? decode_element(word + j * dtype_size(kCache), kCache) : 0.0f;
+      out[j] = decode_element(word + j * dtype_size(kCache), kCache);
   }
 };

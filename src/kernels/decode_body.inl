@@ -10,70 +10,101 @@
 //   scores s[g][t] for the page's tokens -> one max/exp/sum per page and row
 //   -> acc[g][:] += p[g][t] v[t], with the accumulators in registers.
 
+// Scores of GB query rows against one chunk of kLanes tokens of a K block
+// (n of them inside the page). kPack accumulators per row keep the FMA chains
+// independent; kFull chunks load without masks.
+template <rpa_dtype kCache, int GB, bool kFull>
+inline void decode_chunk_scores(const float* q, int32_t q_width, const uint8_t* k_words,
+                                int32_t page_size, int32_t dim_groups, int32_t n, float* s,
+                                int32_t s_width) {
+  constexpr int kPack = pack_of(kCache);
+  using F = typename Ops::F;
+  F a[GB][kPack];
+  for (int b = 0; b < GB; ++b)
+    for (int j = 0; j < kPack; ++j) a[b][j] = Ops::zero();
+  for (int32_t g = 0; g < dim_groups; ++g) {
+    const uint8_t* words = k_words + size_t(g) * page_size * 4;
+    F k[kPack];
+    Ops::template expand_words<kCache>(kFull ? Ops::load_words_full(words) : Ops::load_words(words, n), k);
+    for (int b = 0; b < GB; ++b) {
+      const float* qg = q + size_t(b) * q_width + size_t(g) * kPack;
+      for (int j = 0; j < kPack; ++j) a[b][j] = Ops::fmadd(Ops::set1(qg[j]), k[j], a[b][j]);
+    }
+  }
+  for (int b = 0; b < GB; ++b) {
+    F sum = a[b][0];
+    for (int j = 1; j < kPack; ++j) sum = Ops::add(sum, a[b][j]);
+    Ops::store(s + size_t(b) * s_width, sum);
+  }
+}
+
 // Scores of GB query rows against the page's tokens [slot_lo, slot_hi).
-// kPack accumulators per row keep the FMA chains independent.
 template <rpa_dtype kCache, int GB>
 inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_block, int32_t page_size,
                           int32_t dim_groups, int32_t slot_lo, int32_t slot_hi, float* s,
                           int32_t s_width) {
   constexpr int L = Ops::kLanes;
-  constexpr int kPack = pack_of(kCache);
-  using F = typename Ops::F;
   for (int32_t c0 = slot_lo / L * L; c0 < slot_hi; c0 += L) {
     const int32_t n = min_i32(L, page_size - c0);
-    F a[GB][kPack];
-    for (int b = 0; b < GB; ++b)
-      for (int j = 0; j < kPack; ++j) a[b][j] = Ops::zero();
-    const uint8_t* k_words = k_block + size_t(c0) * 4;
-    for (int32_t g = 0; g < dim_groups; ++g) {
-      F k[kPack];
-      Ops::template expand<kCache>(k_words + size_t(g) * page_size * 4, n, k);
-      for (int b = 0; b < GB; ++b) {
-        const float* qg = q + size_t(b) * q_width + size_t(g) * kPack;
-        for (int j = 0; j < kPack; ++j) a[b][j] = Ops::fmadd(Ops::set1(qg[j]), k[j], a[b][j]);
-      }
-    }
-    for (int b = 0; b < GB; ++b) {
-      F sum = a[b][0];
-      for (int j = 1; j < kPack; ++j) sum = Ops::add(sum, a[b][j]);
-      Ops::store(s + size_t(b) * s_width + c0, sum);
-    }
+    if (n == L)
+      decode_chunk_scores<kCache, GB, true>(q, q_width, k_block + size_t(c0) * 4, page_size,
+                                            dim_groups, n, s + c0, s_width);
+    else
+      decode_chunk_scores<kCache, GB, false>(q, q_width, k_block + size_t(c0) * 4, page_size,
+                                             dim_groups, n, s + c0, s_width);
   }
 }
 
 // acc[b][:] = alpha[b] * acc[b][:] + sum over slots of p[b][slot] * v[slot][:]
-// for GB rows, kDecodeVecsPerBlock vectors of dims at a time.
-template <rpa_dtype kCache, int GB>
-inline void decode_values(const float* p, int32_t s_width, const float* alpha,
-                          const uint8_t* v_block, int32_t head_dim, int32_t slot_lo,
-                          int32_t slot_hi, float* acc, int32_t acc_width) {
+// for GB rows, over kDecodeVecsPerBlock vectors of dims from d0 (kFull: all
+// inside head_dim, loaded without masks).
+template <rpa_dtype kCache, int GB, bool kFull>
+inline void decode_values_block(const float* p, int32_t s_width, const float* alpha,
+                                const uint8_t* v_block, int32_t head_dim, int32_t d0,
+                                int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
   constexpr int kVecs = int(kDecodeVecsPerBlock);
   using F = typename Ops::F;
-  for (int32_t d0 = 0; d0 < head_dim; d0 += kVecs * L) {
-    F o[GB][kVecs];
-    for (int b = 0; b < GB; ++b)
-      for (int v = 0; v < kVecs; ++v)
-        o[b][v] = Ops::mul(Ops::load(acc + size_t(b) * acc_width + d0 + v * L), Ops::set1(alpha[b]));
-    for (int32_t g = slot_lo / kPack; g * kPack < slot_hi; ++g) {
-      F x[kVecs][kPack];
-      for (int v = 0; v < kVecs; ++v)
-        Ops::template expand<kCache>(v_block + (size_t(g) * head_dim + d0 + v * L) * 4,
-                                     head_dim - (d0 + v * L), x[v]);
-      // Slots of this word outside [slot_lo, slot_hi) are never multiplied:
-      // they may hold anything, NaN included.
-      const int32_t j_lo = max_i32(slot_lo - g * kPack, 0);
-      const int32_t j_hi = min_i32(slot_hi - g * kPack, kPack);
-      for (int32_t j = j_lo; j < j_hi; ++j) {
-        for (int b = 0; b < GB; ++b) {
-          const F pj = Ops::set1(p[size_t(b) * s_width + g * kPack + j]);
-          for (int v = 0; v < kVecs; ++v) o[b][v] = Ops::fmadd(pj, x[v][j], o[b][v]);
-        }
+  F o[GB][kVecs];
+  for (int b = 0; b < GB; ++b)
+    for (int v = 0; v < kVecs; ++v)
+      o[b][v] = Ops::mul(Ops::load(acc + size_t(b) * acc_width + d0 + v * L), Ops::set1(alpha[b]));
+  for (int32_t g = slot_lo / kPack; g * kPack < slot_hi; ++g) {
+    F x[kVecs][kPack];
+    for (int v = 0; v < kVecs; ++v) {
+      const uint8_t* words = v_block + (size_t(g) * head_dim + d0 + v * L) * 4;
+      Ops::template expand_words<kCache>(
+          kFull ? Ops::load_words_full(words) : Ops::load_words(words, head_dim - (d0 + v * L)), x[v]);
+    }
+    // Slots of this word outside [slot_lo, slot_hi) are never multiplied:
+    // they may hold anything, NaN included.
+    const int32_t j_lo = max_i32(slot_lo - g * kPack, 0);
+    const int32_t j_hi = min_i32(slot_hi - g * kPack, kPack);
+    for (int j = 0; j < kPack; ++j) {
+      if (j < j_lo || j >= j_hi) continue;  // j stays a constant: x stays in registers
+      for (int b = 0; b < GB; ++b) {
+        const F pj = Ops::set1(p[size_t(b) * s_width + g * kPack + j]);
+        for (int v = 0; v < kVecs; ++v) o[b][v] = Ops::fmadd(pj, x[v][j], o[b][v]);
       }
     }
-    for (int b = 0; b < GB; ++b)
-      for (int v = 0; v < kVecs; ++v) Ops::store(acc + size_t(b) * acc_width + d0 + v * L, o[b][v]);
+  }
+  for (int b = 0; b < GB; ++b)
+    for (int v = 0; v < kVecs; ++v) Ops::store(acc + size_t(b) * acc_width + d0 + v * L, o[b][v]);
+}
+
+template <rpa_dtype kCache, int GB>
+inline void decode_values(const float* p, int32_t s_width, const float* alpha,
+                          const uint8_t* v_block, int32_t head_dim, int32_t slot_lo,
+                          int32_t slot_hi, float* acc, int32_t acc_width) {
+  constexpr int32_t kBlock = int32_t(kDecodeVecsPerBlock) * Ops::kLanes;
+  for (int32_t d0 = 0; d0 < head_dim; d0 += kBlock) {
+    if (d0 + kBlock <= head_dim)
+      decode_values_block<kCache, GB, true>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
+                                            slot_hi, acc, acc_width);
+    else
+      decode_values_block<kCache, GB, false>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
+                                             slot_hi, acc, acc_width);
   }
 }
 

@@ -21,8 +21,8 @@ Status validate_cache_config(const rpa_cache_config* c) {
   if (c->page_size < 1 || c->page_size > 1024)
     return RPA_INVALID("cache.page_size %d out of range 1..1024", c->page_size);
   if (c->num_pages < 1) return RPA_INVALID("cache.num_pages %d must be >= 1", c->num_pages);
-  if (!is_valid_dtype(c->dtype))
-    return RPA_INVALID("cache.dtype %d is not an rpa_dtype", int(c->dtype));
+  if (!is_valid_dtype(raw_dtype(c->dtype)))
+    return RPA_INVALID("cache.dtype %d is not an rpa_dtype", raw_dtype(c->dtype));
   if (cache_bytes(*c) == 0)
     return RPA_INVALID("cache.num_pages %d: the cache size overflows size_t", c->num_pages);
   return {};
@@ -44,9 +44,9 @@ Status validate_options(const rpa_options* o, const rpa_cache_config& c) {
   if (o->num_q_heads % c.num_kv_heads != 0)
     return RPA_INVALID("opts.num_q_heads %d is not a multiple of cache.num_kv_heads %d",
                        o->num_q_heads, c.num_kv_heads);
-  if (!is_act_dtype(o->act_dtype))
+  if (!is_act_dtype(raw_dtype(o->act_dtype)))
     return RPA_INVALID("opts.act_dtype %d must be RPA_F32, RPA_BF16 or RPA_F16",
-                       int(o->act_dtype));
+                       raw_dtype(o->act_dtype));
   if (!std::isfinite(o->sm_scale))
     return RPA_INVALID("opts.sm_scale %g must be finite", double(o->sm_scale));
   if (o->sliding_window < 0)
