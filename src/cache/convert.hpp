@@ -90,44 +90,43 @@ inline uint16_t float_to_f16(float f) {
   return uint16_t(out | (sign >> 16));
 }
 
-// Round |a| (finite, >= 0) to the nearest value with `mant_bits` fraction bits
-// and exponent >= min_exp (subnormals below), ties to even. Exact in double
-// for every format here since a / quantum is an exact power-of-two scaling.
-inline double round_to_format(double a, int mant_bits, int min_exp) {
-  if (a == 0) return 0;
-  int e;
-  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1): the leading bit is 2^(e-1)
-  const int exponent = e - 1 < min_exp ? min_exp : e - 1;
-  const double quantum = std::ldexp(1.0, exponent - mant_bits);
-  return std::nearbyint(a / quantum) * quantum;
-}
-
-// Encode a rounded magnitude q (representable) of a format with the given
-// fraction bits, minimum normal exponent and bias.
-inline uint32_t encode_magnitude(double q, int mant_bits, int min_exp, int bias) {
-  if (q == 0) return 0;
-  int e;
-  std::frexp(q, &e);
-  const int exponent = e - 1;
-  if (exponent < min_exp) {  // subnormal: biased exponent 0
-    return uint32_t(std::ldexp(q, mant_bits - min_exp));
+// The code (sign excluded) of a > 0, finite, rounded to nearest even in a
+// binary format with `mant_bits` fraction bits, minimum normal exponent
+// `min_exp` (subnormals below) and exponent `bias`. All integer arithmetic on
+// the double's bits, so the only rounding is this one. A value past the
+// format's largest finite gives a code past that one's (callers clamp: to the
+// largest finite when saturating, to infinity otherwise).
+inline uint32_t encode_rne(double a, int mant_bits, int min_exp, int bias) {
+  uint64_t bits;
+  std::memcpy(&bits, &a, 8);
+  const int biased = int(bits >> 52);
+  if (biased == 0) return 0;  // a double subnormal: far below every format here
+  const int e = biased - 1023;
+  const uint64_t sig = (bits & ((uint64_t(1) << 52) - 1)) | (uint64_t(1) << 52);  // a = sig * 2^(e-52)
+  int exponent = e < min_exp ? min_exp : e;
+  const int drop = 52 - mant_bits + (exponent - e);  // bits below the quantum 2^(exponent - mant_bits)
+  if (drop >= 54) return 0;                          // a < quantum / 2
+  uint64_t q = sig >> drop;
+  const uint64_t rem = sig & ((uint64_t(1) << drop) - 1);
+  const uint64_t half = uint64_t(1) << (drop - 1);
+  if (rem > half || (rem == half && (q & 1))) ++q;
+  if (q >= (uint64_t(2) << mant_bits)) {  // rounded up into the next binade
+    q >>= 1;
+    ++exponent;
   }
-  const uint32_t mant = uint32_t(std::ldexp(q, mant_bits - exponent)) - (1u << mant_bits);
-  return (uint32_t(exponent + bias) << mant_bits) | mant;
+  if (q < (uint64_t(1) << mant_bits)) return uint32_t(q);  // subnormal or zero
+  return (uint32_t(exponent + bias) << mant_bits) | uint32_t(q - (uint64_t(1) << mant_bits));
 }
 
 inline uint8_t double_to_fp8(double x, bool e4m3) {
   if (std::isnan(x)) return 0x7f;
-  const int mant_bits = e4m3 ? 3 : 2;
-  const int min_exp = e4m3 ? -6 : -14;
-  const int bias = e4m3 ? 7 : 15;
-  const double max_finite = e4m3 ? 448.0 : 57344.0;
   const uint8_t sign = std::signbit(x) ? 0x80 : 0;
-  double a = std::fabs(x);
-  if (a > max_finite) a = max_finite;  // saturate, infinities included
-  double q = round_to_format(a, mant_bits, min_exp);
-  if (q > max_finite) q = max_finite;
-  return uint8_t(sign | encode_magnitude(q, mant_bits, min_exp, bias));
+  const uint32_t max_code = e4m3 ? 0x7e : 0x7b;  // 448 and 57344: saturate there
+  const double a = std::fabs(x);
+  if (a == 0) return sign;
+  if (std::isinf(a)) return uint8_t(sign | max_code);
+  const uint32_t code = e4m3 ? encode_rne(a, 3, -6, 7) : encode_rne(a, 2, -14, 15);
+  return uint8_t(sign | (code < max_code ? code : max_code));
 }
 
 inline uint8_t double_to_int8(double x) {
@@ -157,19 +156,17 @@ inline void encode_scaled(float x, float scale, rpa_dtype type, void* dst) {
       // Round once, from the exact quotient, to the 16-bit format; values that
       // round past its largest finite become infinity as in an IEEE cast.
       const bool bf16 = type == RPA_BF16;
+      const uint16_t inf = bf16 ? 0x7f80 : 0x7c00;
+      const uint16_t sign = std::signbit(q) ? 0x8000 : 0;
+      const double a = std::fabs(q);
       uint16_t h;
       if (std::isnan(q)) {
         h = bf16 ? 0x7fc0 : 0x7e00;
+      } else if (std::isinf(a)) {
+        h = uint16_t(sign | inf);
       } else {
-        const int mant_bits = bf16 ? 7 : 10;
-        const int min_exp = bf16 ? -126 : -14;
-        const int bias = bf16 ? 127 : 15;
-        const double max_finite = bf16 ? 0x1.fep127 : 65504.0;
-        const uint16_t inf = bf16 ? 0x7f80 : 0x7c00;
-        const uint16_t sign = std::signbit(q) ? 0x8000 : 0;
-        const double r = std::isinf(q) ? INFINITY : round_to_format(std::fabs(q), mant_bits, min_exp);
-        h = r > max_finite ? uint16_t(sign | inf)
-                           : uint16_t(sign | encode_magnitude(r, mant_bits, min_exp, bias));
+        const uint32_t code = a == 0 ? 0 : bf16 ? encode_rne(a, 7, -126, 127) : encode_rne(a, 10, -14, 15);
+        h = uint16_t(sign | (code < inf ? code : inf));
       }
       std::memcpy(dst, &h, 2);
       return;
