@@ -43,6 +43,7 @@ struct Options {
   std::string json_path;
   int reps = 0;  // 0: the mode's default
   bool smoke = false;
+  bool ablate = false;
 };
 
 [[noreturn]] void usage(int code) {
@@ -57,7 +58,10 @@ struct Options {
       "  --reps N                 timed calls per row, at least (default: 10;\n"
       "                           fast rows get more, up to 0.3 s of calls)\n"
       "  --json FILE              one JSON object per row\n"
-      "  --smoke                  tiny shapes and a 64 MiB cache: proves the bench runs\n");
+      "  --smoke                  tiny shapes and a 64 MiB cache: proves the bench runs\n"
+      "  --ablate                 after each decode-carrying row (D*, M1), the same batch\n"
+      "                           with one lever off: the general kernel for decodes,\n"
+      "                           a scatter pass before attention, no prefetch, no split-KV\n");
   std::exit(code);
 }
 
@@ -97,6 +101,8 @@ Options parse_options(int argc, char** argv) {
       usage(0);
     } else if (arg == "--smoke") {
       o.smoke = true;
+    } else if (arg == "--ablate") {
+      o.ablate = true;
     } else if (arg == "--workload") {
       o.workloads = split(value());
       for (const std::string& w : o.workloads) {
@@ -245,6 +251,31 @@ Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* c
   return r;
 }
 
+// The levers --ablate turns off one at a time (rpa_set_tuning switches), each
+// as a row on the same batch right after the default row.
+struct Ablation {
+  const char* variant;
+  const char* off_switch;
+};
+constexpr Ablation kAblations[] = {
+    {"general_kernel", "decode_kernel"},  // decodes through the general (mixed) kernel
+    {"scatter_first", "fused_update"},    // new K/V written by a pass before attention
+    {"no_prefetch", "prefetch"},          // no software prefetch of the next page
+    {"no_split_kv", "split_kv"},          // long decodes not split over threads
+};
+
+bool carries_decodes(const WorkloadSpec& w) { return w.id[0] == 'D' || w.id == "M1"; }
+
+// library_call with one switch off for the call's duration.
+AttentionCall call_without(const char* off_switch) {
+  return [off_switch](const CallArgs& a, char* err, size_t err_len) {
+    rpa_set_tuning(off_switch, 0);
+    const rpa_status s = library_call(a, err, err_len);
+    rpa_set_tuning(off_switch, 1);
+    return s;
+  };
+}
+
 // The cache configs of a run, one per (dtype, page size), each sized for the
 // largest workload it runs and at least mode.min_cache_bytes; one buffer big
 // enough for all of them is refilled for each.
@@ -353,6 +384,11 @@ int run(const Options& o) {
       try {
         report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg, library_call,
                                "default"));
+        if (o.ablate && carries_decodes(*w)) {
+          for (const Ablation& a : kAblations)
+            report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg,
+                                   call_without(a.off_switch), a.variant));
+        }
       } catch (const std::exception& e) {
         progress.clear();
         std::fprintf(stderr, "rpa-bench: %s%s failed: %s\n", w->id.c_str(), where.c_str(),

@@ -42,7 +42,7 @@ std::string cell(double v, int decimals) {
   return buf;
 }
 
-constexpr const char* kRowFormat = "%-10s %5s %-9s %10s %7s %8s %5s %6s %8s %8s %6s %7s %6s %4s\n";
+constexpr const char* kRowFormat = "%-18s %5s %-9s %10s %7s %8s %5s %6s %8s %8s %6s %7s %6s %4s\n";
 
 }  // namespace
 
