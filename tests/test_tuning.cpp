@@ -20,11 +20,12 @@ struct ResetTuning {
 
 // Decodes long enough that a 2-thread plan splits them (splits are >= 512
 // positions, about a quarter of a thread's share), plus a chunk and a prefill.
-rt::Case long_decode_case(rt::Rng& rng, rpa_dtype cache, rpa_dtype act, int page_size) {
+rt::Case long_decode_case(rt::Rng& rng, rpa_dtype cache, rpa_dtype act, int page_size,
+                          int head_dim = 40, int group = 4) {
   rt::Shape s;
   s.num_kv_heads = 2;
-  s.group = 4;
-  s.head_dim = 40;
+  s.group = group;
+  s.head_dim = head_dim;
   s.page_size = page_size;
   s.cache = cache;
   s.act = act;
@@ -74,6 +75,33 @@ TEST(SplitKv, MergeIsExactForEveryCacheDtype) {
       if (cache == RPA_FP8_E4M3 || cache == RPA_INT8) c.opts.k_scale = c.opts.v_scale = 0.05f;
       SCOPED_TRACE(c.describe());
       EXPECT_TRUE(rt::run_and_check(c, rng, 0));
+    }
+  }
+}
+
+// Shapes the AMX decode kernel takes on an AMX CPU (bf16 queries and cache,
+// head_dim % 16 == 0, page_size % 16 == 0, up to 16 query heads per kv head):
+// 32 dims per tile and a 16-dim tail, 16- and 32-token P.V steps, partial
+// first and last pages (windows, splits), sinks and soft cap. On other paths
+// the same cases run through the FMA kernels.
+TEST(AmxDecode, TileShapesMatchTheReference) {
+  ResetTuning reset;
+  rt::Rng rng(rt::base_seed() ^ 0xa3cu);
+  const struct {
+    int head_dim, page_size, group;
+  } shapes[] = {{64, 16, 4}, {128, 32, 1}, {80, 48, 8}, {16, 64, 16}, {112, 16, 2}};
+  for (const auto& shape : shapes) {
+    for (int variant = 0; variant < 3; ++variant) {
+      rt::Case c = long_decode_case(rng, RPA_BF16, RPA_BF16, shape.page_size, shape.head_dim,
+                                    shape.group);
+      if (variant == 1) {
+        c.sinks.assign(size_t(c.opts.num_q_heads), 0.0f);
+        for (float& x : c.sinks) x = float(rt::uniform(rng, -2, 4));
+        c.opts.soft_cap = 5.0f;
+      }
+      if (variant == 2) c.opts.sliding_window = 333;
+      SCOPED_TRACE(c.describe());
+      EXPECT_TRUE(rt::run_and_check(c, rng, variant == 0 ? 2 : 0));
     }
   }
 }

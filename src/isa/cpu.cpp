@@ -1,6 +1,8 @@
 #include "isa/cpu.hpp"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -50,13 +52,26 @@ CpuFeatures detect() {
   return f;
 }
 
+// Linux hands out AMX tile state only on request (arch_prctl
+// ARCH_REQ_XCOMP_PERM for XTILEDATA); the permission is the process's, so it is
+// asked once, the first time the path is considered. A kernel that refuses
+// leaves the path unavailable: RPA_ISA=amx then gives RPA_ERR_UNSUPPORTED.
+bool amx_permitted() {
+  static const bool ok = [] {
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
 const CpuFeatures& features() {
   static const CpuFeatures f = detect();
   return f;
 }
 
 // The paths this build has kernels for, best last.
-constexpr Isa kBuiltPaths[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16};
+constexpr Isa kBuiltPaths[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16, Isa::kAmx};
 
 bool built(Isa isa) {
   for (Isa b : kBuiltPaths)
@@ -95,7 +110,7 @@ bool isa_available(Isa isa) {
     case Isa::kAvx2: return f.avx2_fma_f16c;
     case Isa::kAvx512: return f.avx512;
     case Isa::kAvx512Bf16: return f.avx512_bf16;
-    case Isa::kAmx: return f.amx_bf16;
+    case Isa::kAmx: return f.amx_bf16 && amx_permitted();
   }
   return false;
 }

@@ -243,9 +243,17 @@ void attend_mixed(const AttentionCall& c, const WorkItem& w, float* scratch) {
   attend<kCache, kAct>(c, w, scratch);
 }
 
+#ifdef RPA_DECODE_AMX
+#include "kernels/decode_amx.inl"
+#define RPA_DECODE_KERNEL decode_attend_amx
+#else
+#define RPA_DECODE_KERNEL decode_attend
+#endif
+
 template <rpa_dtype kCache, rpa_dtype kAct>
 AttentionKernels kernels_for() {
-  return {&decode_attend<kCache, kAct>, &attend_prefill<kCache, kAct>, &attend_mixed<kCache, kAct>};
+  return {&RPA_DECODE_KERNEL<kCache, kAct>, &attend_prefill<kCache, kAct>,
+          &attend_mixed<kCache, kAct>};
 }
 
 template <rpa_dtype kCache>

@@ -109,16 +109,18 @@ inline void decode_values(const float* p, int32_t s_width, const float* alpha,
 }
 
 // Softmax step of one row over the page's scores: masks slots outside
-// [slot_lo, slot_hi), applies the soft cap, updates m and l, turns the scores
+// [slot_lo, slot_hi), applies the score scale (when not folded into q) and
+// the soft cap, updates m and l, turns the scores
 // into probabilities in place and returns the rescale factor of acc.
-inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float soft_cap, float* m,
-                            float* l) {
+inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float scale,
+                            float soft_cap, float* m, float* l) {
   constexpr int L = Ops::kLanes;
   using F = typename Ops::F;
   const int32_t c_begin = slot_lo / L * L;
   F mx = Ops::set1(-INFINITY);
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
     F x = Ops::load(s + c0);
+    if (scale != 1.0f) x = Ops::mul(x, Ops::set1(scale));
     if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
     x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
     Ops::store(s + c0, x);
@@ -142,6 +144,46 @@ inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float so
 
 inline void prefetch_range(const uint8_t* p, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 0, 2);
+}
+
+// The fused update: the item holding a decode sequence's last position
+// writes the sequence's new token before anything reads it.
+template <rpa_dtype kAct>
+inline void decode_write_new_token(const AttentionCall& c, int32_t seq) {
+  if (c.decode_keys == nullptr) return;
+  const CacheLayout& lay = c.layout;
+  const int32_t pos = c.kv_lens[seq] - 1;
+  const int32_t row = c.cu_q_lens[seq];
+  const int32_t page = c.page_table[size_t(seq) * c.pages_per_seq + pos / lay.page_size];
+  const size_t row_bytes = size_t(lay.num_kv_heads) * lay.head_dim * dtype_size(kAct);
+  write_token(const_cast<uint8_t*>(c.cache), lay, page, pos % lay.page_size,
+              static_cast<const uint8_t*>(c.decode_keys) + row * row_bytes,
+              static_cast<const uint8_t*>(c.decode_values) + row * row_bytes, kAct, c.k_scale,
+              c.v_scale);
+}
+
+// The item's result: out rows, or a partial result for the split-KV merge.
+template <rpa_dtype kAct>
+inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float* m, const float* l,
+                          const float* acc, int32_t acc_width) {
+  const int32_t Hq = c.num_q_heads;
+  const int32_t D = c.layout.head_dim;
+  if (w.partial >= 0) {
+    float* part = c.partials + size_t(w.partial) * partial_floats(Hq, D);
+    for (int32_t h = 0; h < Hq; ++h) {
+      part[h] = m[h];
+      part[Hq + h] = l[h];
+      for (int32_t d = 0; d < D; ++d)
+        part[2 * size_t(Hq) + size_t(h) * D + d] = acc[size_t(h) * acc_width + d];
+    }
+    return;
+  }
+  const int32_t row = c.cu_q_lens[w.seq];
+  for (int32_t h = 0; h < Hq; ++h) {
+    const float inv = c.v_scale / l[h];
+    for (int32_t d = 0; d < D; ++d)
+      store_act(c.out, (size_t(row) * Hq + h) * D + d, kAct, acc[size_t(h) * acc_width + d] * inv);
+  }
 }
 
 // Query rows processed together: kPack accumulators per row, 8 in all, so
@@ -177,14 +219,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t t_begin = max_i32(w.kv_begin, c.sliding_window > 0 ? pos - c.sliding_window + 1 : 0);
   const int32_t t_end = min_i32(w.kv_end, kv_len);
 
-  if (c.decode_keys != nullptr && t_end == kv_len) {
-    const int32_t page = c.page_table[size_t(seq) * c.pages_per_seq + pos / page_size];
-    const size_t row_bytes = size_t(lay.num_kv_heads) * D * dtype_size(kAct);
-    write_token(const_cast<uint8_t*>(c.cache), lay, page, pos % page_size,
-                static_cast<const uint8_t*>(c.decode_keys) + row * row_bytes,
-                static_cast<const uint8_t*>(c.decode_values) + row * row_bytes, kAct, c.k_scale,
-                c.v_scale);
-  }
+  if (t_end == kv_len) decode_write_new_token<kAct>(c, seq);
 
   for (int32_t h = 0; h < Hq; ++h) {
     load_query<kCache, kAct>(c, row, h, q + size_t(h) * q_width, q_width);
@@ -220,7 +255,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         }
       }
       for (int32_t g = 0; g < G; ++g)
-        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, c.soft_cap,
+        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, 1.0f, c.soft_cap,
                                        &m[h0 + g], &l[h0 + g]);
       for (int32_t g = 0; g < G; g += kDecodeValueRows) {
         const float* pg = s + size_t(g) * s_width;
@@ -238,18 +273,5 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
     }
   }
 
-  if (w.partial >= 0) {
-    float* part = c.partials + size_t(w.partial) * partial_floats(Hq, D);
-    for (int32_t h = 0; h < Hq; ++h) {
-      part[h] = m[h];
-      part[Hq + h] = l[h];
-      for (int32_t d = 0; d < D; ++d) part[2 * size_t(Hq) + size_t(h) * D + d] = acc[size_t(h) * acc_width + d];
-    }
-    return;
-  }
-  for (int32_t h = 0; h < Hq; ++h) {
-    const float inv = c.v_scale / l[h];
-    for (int32_t d = 0; d < D; ++d)
-      store_act(c.out, (size_t(row) * Hq + h) * D + d, kAct, acc[size_t(h) * acc_width + d] * inv);
-  }
+  decode_finish<kAct>(c, w, m, l, acc, acc_width);
 }

@@ -83,7 +83,10 @@ inline size_t decode_scratch_floats(const CacheLayout& l, int32_t num_q_heads, i
   const size_t q = size_t(l.dim_groups) * l.pack;
   const size_t acc = round_up(size_t(l.head_dim), kMaxLanes * kDecodeVecsPerBlock);
   const size_t scores = round_up(size_t(l.page_size), kMaxLanes);
-  return size_t(num_q_heads) * (q + acc + 3) + size_t(group) * scores + 64;
+  // + the AMX decode's tile staging: a P.V result, bf16 probabilities and a
+  // copy of up to 16 V rows.
+  const size_t amx = 16 * 16 + 16 * 32 / 2 + 16 * size_t(l.head_dim);
+  return size_t(num_q_heads) * (q + acc + 3) + size_t(group) * scores + amx + 64;
 }
 
 }  // namespace
@@ -103,5 +106,6 @@ AttentionKernels scalar_kernels(rpa_dtype cache, rpa_dtype act);
 AttentionKernels avx2_kernels(rpa_dtype cache, rpa_dtype act);
 AttentionKernels avx512_kernels(rpa_dtype cache, rpa_dtype act);
 AttentionKernels avx512_bf16_kernels(rpa_dtype cache, rpa_dtype act);
+AttentionKernels amx_kernels(rpa_dtype cache, rpa_dtype act);
 
 }  // namespace rpa

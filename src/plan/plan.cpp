@@ -17,6 +17,7 @@ AttentionKernels kernels_for_isa(Isa isa, rpa_dtype cache, rpa_dtype act) {
     case Isa::kAvx2: return avx2_kernels(cache, act);
     case Isa::kAvx512: return avx512_kernels(cache, act);
     case Isa::kAvx512Bf16: return avx512_bf16_kernels(cache, act);
+    case Isa::kAmx: return amx_kernels(cache, act);
     default: return scalar_kernels(cache, act);
   }
 }
@@ -45,7 +46,7 @@ Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const
   if (!isa.available) {
     return Status::make(RPA_ERR_UNSUPPORTED,
                         "RPA_ISA=%s: not a kernel path this build and CPU can run (scalar, avx2, "
-                        "avx512, avx512_bf16 where the CPU has them)",
+                        "avx512, avx512_bf16, amx where the CPU has them)",
                         isa.requested);
   }
 

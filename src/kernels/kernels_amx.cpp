@@ -1,0 +1,21 @@
+// The attention kernels compiled for the amx path: the avx512_bf16 kernels,
+// with the decode kernel on AMX tiles where the shapes allow (decode_amx.inl).
+#include <immintrin.h>
+#include <cmath>
+#include <cstdint>
+
+#include "cache/convert.hpp"
+#include "cache/token_io.hpp"
+#include "kernels/kernel_api.hpp"
+
+namespace rpa {
+namespace {
+#define RPA_OPS_BF16_DOT 1
+#define RPA_DECODE_AMX 1
+#include "isa/ops_avx512.inl"
+#include "kernels/attention_body.inl"
+}  // namespace
+
+AttentionKernels amx_kernels(rpa_dtype cache, rpa_dtype act) { return select_kernels(cache, act); }
+
+}  // namespace rpa
