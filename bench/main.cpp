@@ -207,13 +207,13 @@ Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* c
   opts.num_threads = b.threads;
   opts.k_scale = opts.v_scale = cache_scale(cfg.dtype);
   const CallArgs args{act.queries.data(), act.keys.data(), act.values.data(), cache, &cfg,
-                      &tables.batch(),    &opts,           act.out.data()};
+                      nullptr,            &opts,           act.out.data()};
 
   const double b_stream = measure_stream(b.stream_buffer, b.threads, b.mode.stream_passes, b.cpu);
   const PeakThroughput peaks = b.peak_meter.measure(b.mode.peak_runs);
   const double p_peak = peaks.best();
   const double p_path = path_peak(peaks, b.info.isa).gflops;
-  const Timing t = time_calls(call, args, b.mode.timing);
+  const Timing t = time_calls(call, args, tables.rotation(), b.mode.timing);
   const WorkCounts work = count_work(w, b.mode.shape, cfg.dtype);
 
   // An unknown limit (a CPU without the instruction) gives NaN, not infinity.

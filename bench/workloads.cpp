@@ -209,30 +209,35 @@ BatchTables::BatchTables(const WorkloadSpec& w, int32_t page_size, int32_t num_p
     throw std::runtime_error("the cache is too small for " + w.id);
 
   // One shuffle of all pages, dealt out in turn: every sequence reads pages
-  // scattered over the whole (>= 2 GiB) cache, none shared.
+  // scattered over the whole (>= 2 GiB) cache, none shared, and each set of
+  // the rotation has pages of its own.
   std::vector<int32_t> order(static_cast<size_t>(num_pages));
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), std::mt19937(2));
+  const int32_t sets = std::max(1, num_pages / pages_needed(w, page_size));
 
-  // Entries past a sequence's last page are unused by contract; they hold 0.
-  page_indices_.assign(static_cast<size_t>(num_seqs) * static_cast<size_t>(pages_per_seq), 0);
   cu_q_lens_.push_back(0);
-  size_t next = 0;
-  for (int32_t i = 0; i < num_seqs; ++i) {
-    const Sequence& s = w.seqs[static_cast<size_t>(i)];
+  for (const Sequence& s : w.seqs) {
     kv_lens_.push_back(s.kv_len);
     cu_q_lens_.push_back(cu_q_lens_.back() + s.q_len);
-    const int32_t pages = (s.kv_len + page_size - 1) / page_size;
-    for (int32_t p = 0; p < pages; ++p) {
-      page_indices_[static_cast<size_t>(i) * static_cast<size_t>(pages_per_seq) +
-                    static_cast<size_t>(p)] = order[next++];
-    }
   }
   distribution_[0] = w.num_decodes;  // decodes, then prefills, nothing after
   distribution_[1] = num_seqs;
   distribution_[2] = num_seqs;
-  batch_ = rpa_batch{kv_lens_.data(), page_indices_.data(), cu_q_lens_.data(), distribution_,
-                     num_seqs,        pages_per_seq,        cu_q_lens_.back()};
+  size_t next = 0;
+  page_indices_.resize(static_cast<size_t>(sets));
+  for (std::vector<int32_t>& table : page_indices_) {
+    // Entries past a sequence's last page are unused by contract; they hold 0.
+    table.assign(static_cast<size_t>(num_seqs) * static_cast<size_t>(pages_per_seq), 0);
+    for (int32_t i = 0; i < num_seqs; ++i) {
+      const int32_t pages = (kv_lens_[static_cast<size_t>(i)] + page_size - 1) / page_size;
+      for (int32_t p = 0; p < pages; ++p)
+        table[static_cast<size_t>(i) * static_cast<size_t>(pages_per_seq) + static_cast<size_t>(p)] =
+            order[next++];
+    }
+    batches_.push_back(rpa_batch{kv_lens_.data(), table.data(), cu_q_lens_.data(), distribution_,
+                                 num_seqs, pages_per_seq, cu_q_lens_.back()});
+  }
 }
 
 rpa_status library_call(const CallArgs& a, char* err, size_t err_len) {
@@ -240,10 +245,13 @@ rpa_status library_call(const CallArgs& a, char* err, size_t err_len) {
                                     a.opts, a.out, err, err_len);
 }
 
-Timing time_calls(const AttentionCall& call, const CallArgs& args, const TimingPolicy& policy) {
+Timing time_calls(const AttentionCall& call, CallArgs args, const std::vector<rpa_batch>& rotation,
+                  const TimingPolicy& policy) {
   using Clock = std::chrono::steady_clock;
   char err[512] = "";
+  size_t calls = 0;
   const auto timed_call = [&] {
+    args.batch = &rotation[calls++ % rotation.size()];
     const Clock::time_point t0 = Clock::now();
     const rpa_status st = call(args, err, sizeof err);
     const double t = std::chrono::duration<double>(Clock::now() - t0).count();

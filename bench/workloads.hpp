@@ -81,17 +81,23 @@ float cache_scale(rpa_dtype dtype);
 
 // The batch arrays of a workload, each sequence's pages drawn from one shuffle
 // of the whole cache (no page twice, so the fused K/V write is valid).
+// The workload's batch over as many disjoint sets of pages as the cache
+// holds: timed calls take the sets in turn, so a call's pages were last read
+// (cache size / set size - 1) calls ago. A single set would be served from L3
+// on CPUs whose L3 holds the working set (this machine kind reports 480 MiB;
+// D1 reads 268 MB).
 class BatchTables {
  public:
   BatchTables(const WorkloadSpec& w, int32_t page_size, int32_t num_pages);
-  BatchTables(const BatchTables&) = delete;  // batch_ points into the vectors
+  BatchTables(const BatchTables&) = delete;  // the batches point into the vectors
   BatchTables& operator=(const BatchTables&) = delete;
-  const rpa_batch& batch() const { return batch_; }
+  const std::vector<rpa_batch>& rotation() const { return batches_; }
 
  private:
-  std::vector<int32_t> kv_lens_, page_indices_, cu_q_lens_;
+  std::vector<int32_t> kv_lens_, cu_q_lens_;
+  std::vector<std::vector<int32_t>> page_indices_;  // one table per page set
   int32_t distribution_[3];
-  rpa_batch batch_;
+  std::vector<rpa_batch> batches_;
 };
 
 // Everything one attention call over a workload needs.
@@ -131,6 +137,8 @@ struct Timing {
 // Times calls of `call`: warm-up, then individually timed reps. Every call
 // repeats the same batch (same slots rewritten with the same K/V), so each is
 // valid. Throws std::runtime_error with the library's message if one fails.
-Timing time_calls(const AttentionCall& call, const CallArgs& args, const TimingPolicy& policy);
+// Times calls of `call` on args, the i-th call with batch rotation[i % size].
+Timing time_calls(const AttentionCall& call, CallArgs args, const std::vector<rpa_batch>& rotation,
+                  const TimingPolicy& policy);
 
 }  // namespace rpa_bench

@@ -109,8 +109,12 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
     for (int32_t kv_head = 0; kv_head < lay.num_kv_heads; ++kv_head) {
       const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
       const uint8_t* v_block = k_block + lay.k_block_bytes;
-      if (c.prefetch && has_next)
-        prefetch_range(c.cache + k_block_offset(lay, pages[e + 1], kv_head), lay.head_bytes);
+      PrefetchCursor prefetch;
+      if (c.prefetch && has_next) {
+        const int32_t pv_steps = ((slot_hi - 1) / pv_tokens - slot_lo / pv_tokens + 1) * (D / 16);
+        prefetch.start(c.cache + k_block_offset(lay, pages[e + 1], kv_head), lay.head_bytes,
+                       size_t(pv_steps));
+      }
       const int32_t h0 = kv_head * G;
       const uint16_t* q = queries + size_t(h0) * D;  // G rows of D bf16, stride D
 
@@ -173,6 +177,7 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
           _tile_zero(5);
           _tile_loadd(7, v_rows + size_t(d0) * 4, D * 4);
           _tile_dpbf16ps(5, 6, 7);
+          prefetch.step();
           _tile_stored(5, o, 64);
           for (int32_t g = 0; g < G; ++g) {
             float* a = acc + size_t(h0 + g) * acc_width + d0;
@@ -180,6 +185,7 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
           }
         }
       }
+      prefetch.finish();
     }
   }
   _tile_release();
