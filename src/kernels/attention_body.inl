@@ -16,14 +16,16 @@ constexpr int pack_of(rpa_dtype t) { return 4 / int(dtype_size(t)); }
 inline int32_t min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 inline int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 
-// One query row of one head, as floats with the score scale folded in
-// (sm_scale * k_scale, and q_scale when q is quantized to the cache type),
-// zero-padded to q_width so dot products can run over whole K words.
+// One query row of one head, as floats with sm_scale folded in (and q_scale
+// when q is quantized to the cache type), zero-padded to q_width so dot
+// products can run over whole K words. k_scale multiplies the scores instead
+// (score_multiplier): folding it in too could overflow float where the true
+// scores do not (k_scale 1e30 with q_scale 1e30 stores ~0 and scores 0).
 template <rpa_dtype kCache, rpa_dtype kAct>
 inline void load_query(const AttentionCall& c, int32_t row, int32_t head, float* q, int32_t q_width) {
   const int32_t D = c.layout.head_dim;
   const bool quantize_q = is_quantized_dtype(kCache) && c.q_scale > 0;
-  const float score_scale = c.sm_scale * c.k_scale * (quantize_q ? c.q_scale : 1.0f);
+  const float q_scale = quantize_q ? c.q_scale : 1.0f;
   const size_t offset = (size_t(row) * c.num_q_heads + head) * D;
   for (int32_t d = 0; d < D; ++d) {
     float x = load_act(c.queries, offset + d, kAct);
@@ -32,7 +34,7 @@ inline void load_query(const AttentionCall& c, int32_t row, int32_t head, float*
       encode_scaled(x, c.q_scale, kCache, stored);
       x = decode_element(stored, kCache);
     }
-    q[d] = x * score_scale;
+    q[d] = x * q_scale * c.sm_scale;
   }
   for (int32_t d = D; d < q_width; ++d) q[d] = 0;
 }
@@ -82,29 +84,36 @@ constexpr bool use_bf16_dot() {
   return Ops::kBf16Dot && kCache == RPA_BF16 && kAct == RPA_BF16;
 }
 
+// vdpbf16ps and tdpbf16ps read bf16 subnormals as zero. Stored values are
+// subnormal only when x / scale is below 1.2e-38, i.e. for absurd k/v scales on
+// a bf16 cache: those calls take the FMA kernels, which are exact.
+inline bool bf16_dot_exact(const AttentionCall& c) { return c.k_scale == 1.0f && c.v_scale == 1.0f; }
+
 // chunk_scores on bf16 pairs: q_pairs[row][dim_group] are the query's bf16
 // bits, two dims per word, like the K words.
 template <class O>
 inline void chunk_scores_bf16(const uint32_t* q_pairs, int32_t rows, const uint8_t* k_chunk,
                               int32_t page_size, int32_t dim_groups, int32_t n, float* scores) {
-  constexpr int kRowBlock = 4;
-  using F = typename O::F;
-  for (int32_t r0 = 0; r0 < rows; r0 += kRowBlock) {
-    const int32_t nb = min_i32(kRowBlock, rows - r0);
-    F a[kRowBlock];
-    for (int b = 0; b < kRowBlock; ++b) a[b] = O::zero();
-    for (int32_t g = 0; g < dim_groups; ++g) {
-      const uint8_t* words = k_chunk + size_t(g) * page_size * 4;
-      for (int32_t b = 0; b < nb; ++b)
-        a[b] = O::dot_bf16_pairs(a[b], words, n, q_pairs[size_t(r0 + b) * dim_groups + g]);
+  if constexpr (O::kBf16Dot) {  // only reached where use_bf16_dot() holds
+    constexpr int kRowBlock = 4;
+    using F = typename O::F;
+    for (int32_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+      const int32_t nb = min_i32(kRowBlock, rows - r0);
+      F a[kRowBlock];
+      for (int b = 0; b < kRowBlock; ++b) a[b] = O::zero();
+      for (int32_t g = 0; g < dim_groups; ++g) {
+        const uint8_t* words = k_chunk + size_t(g) * page_size * 4;
+        for (int32_t b = 0; b < nb; ++b)
+          a[b] = O::dot_bf16_pairs(a[b], words, n, q_pairs[size_t(r0 + b) * dim_groups + g]);
+      }
+      for (int32_t b = 0; b < nb; ++b) O::store(scores + size_t(r0 + b) * O::kLanes, a[b]);
     }
-    for (int32_t b = 0; b < nb; ++b) O::store(scores + size_t(r0 + b) * O::kLanes, a[b]);
   }
 }
 
 template <rpa_dtype kCache, rpa_dtype kAct>
 void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
-  constexpr bool kBf16Dot = use_bf16_dot<kCache, kAct>();
+  const bool bf16_dot = use_bf16_dot<kCache, kAct>() && bf16_dot_exact(c);
   using F = typename Ops::F;
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
@@ -128,7 +137,6 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t kv_len = c.kv_lens[w.seq];
   const int32_t q_start = c.cu_q_lens[w.seq];
   const int32_t first_pos = kv_len - (c.cu_q_lens[w.seq + 1] - q_start);
-  const float bf16_score_scale = c.sm_scale * c.k_scale;
 
   // Per row: visible interval, scaled query, softmax state (a sink starts the
   // sum at exp(sink - m) with m = sink).
@@ -144,7 +152,7 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const int32_t head = w.kv_head * G + hh;
       s.lo[row] = lo;
       s.hi[row] = hi;
-      if constexpr (kBf16Dot) {
+      if (bf16_dot) {
         // q_width floats of room hold the dim_groups pairs.
         uint32_t* pairs = reinterpret_cast<uint32_t*>(s.q) + size_t(row) * lay.dim_groups;
         const uint16_t* bits = static_cast<const uint16_t*>(c.queries) +
@@ -173,7 +181,7 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
     const int32_t slot_hi = min_i32(t_end - base, page_size);
     for (int32_t c0 = slot_lo / L * L; c0 < slot_hi; c0 += L) {
       const int32_t n = min_i32(L, page_size - c0);
-      if constexpr (kBf16Dot) {
+      if (bf16_dot) {
         chunk_scores_bf16<Ops>(reinterpret_cast<const uint32_t*>(s.q), rows, k_block + size_t(c0) * 4,
                           page_size, lay.dim_groups, n, s.p);
       } else {
@@ -186,7 +194,8 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         if (t_lo >= t_hi) continue;
         float* p = s.p + size_t(row) * L;
         F x = Ops::load(p);
-        if constexpr (kBf16Dot) x = Ops::mul(x, Ops::set1(bf16_score_scale));
+        if (bf16_dot) x = Ops::mul(x, Ops::set1(c.sm_scale));
+        if (c.k_scale != 1.0f) x = Ops::mul(x, Ops::set1(c.k_scale));
         if (c.soft_cap > 0) x = Ops::soft_cap(x, c.soft_cap);
         x = Ops::keep_lanes(x, t_lo - c0, t_hi - c0, -INFINITY);
         const float m_old = s.m[row];

@@ -15,8 +15,10 @@
 // probabilities go back in as bf16 (RNE) for P.V, whose fp32 result is added
 // into the accumulators after each page's rescale.
 //
-// Taken when head_dim % 16 == 0, page_size % 16 == 0 and G <= 16; other
-// shapes use decode_attend (FMA), which computes the same thing.
+// Taken for bf16 queries with a bf16 cache, or an fp8 / int8 cache whose
+// pages are widened to bf16 (exactly) on the way into the tiles, when
+// head_dim % 16 == 0, page_size % 16 == 0 and G <= 16; other cases use
+// decode_attend (FMA), which computes the same thing.
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -38,15 +40,92 @@ inline bool amx_decode_fits(const CacheLayout& l, int32_t group) {
 // Tokens per P.V step: 32 (16 token pairs, a full tile) where the page allows.
 inline int32_t amx_pv_tokens(int32_t page_size) { return page_size % 32 == 0 ? 32 : 16; }
 
+// 32 one-byte cache elements -> their exact bf16 bits (fp8 and int8 values
+// are all bf16 values: e4m3 and e5m2 have fewer fraction bits and a range
+// inside bf16's, int8 needs 7 bits).
+template <rpa_dtype kCache>
+inline __m512i bytes_to_bf16(__m256i bytes) {
+  if constexpr (kCache == RPA_INT8) {
+    const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(bytes)));
+    const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(bytes, 1)));
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // words 0-15 from lo, 16-31 from hi
+  } else {
+    // Normals: move exponent and fraction under bf16's and rebias. Subnormals
+    // (exponent 0) from a small table by fraction; NaN (and e5m2's infinity)
+    // patched in.
+    constexpr bool kE4m3 = kCache == RPA_FP8_E4M3;
+    constexpr int kMantBits = kE4m3 ? 3 : 2;
+    constexpr int kRebias = kE4m3 ? 120 : 112;  // 127 - 7, 127 - 15
+    const __m512i w = _mm512_cvtepu8_epi16(bytes);
+    const __m512i sign = _mm512_slli_epi16(_mm512_and_si512(w, _mm512_set1_epi16(0x80)), 8);
+    const __m512i mag = _mm512_and_si512(w, _mm512_set1_epi16(0x7f));
+    __m512i r = _mm512_add_epi16(_mm512_slli_epi16(mag, 7 - kMantBits), _mm512_set1_epi16(kRebias << 7));
+    const __m512i sub_table =
+        kE4m3 ? _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                 (120 << 7) | 0x60, (120 << 7) | 0x40, (120 << 7) | 0x20, 120 << 7,
+                                 (119 << 7) | 0x40, 119 << 7, 118 << 7, 0)
+              : _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                 0, 0, 0, 0, (112 << 7) | 0x40, 112 << 7, 111 << 7, 0);
+    const __mmask32 sub = _mm512_cmplt_epu16_mask(mag, _mm512_set1_epi16(1 << kMantBits));
+    r = _mm512_mask_permutexvar_epi16(r, sub, mag, sub_table);
+    if constexpr (kE4m3) {
+      r = _mm512_mask_mov_epi16(r, _mm512_cmpeq_epi16_mask(mag, _mm512_set1_epi16(0x7f)),
+                                _mm512_set1_epi16(0x7fc0));
+    } else {
+      const __mmask32 special = _mm512_cmpge_epu16_mask(mag, _mm512_set1_epi16(0x7c));
+      const __mmask32 inf = _mm512_cmpeq_epi16_mask(mag, _mm512_set1_epi16(0x7c));
+      r = _mm512_mask_mov_epi16(r, special, _mm512_set1_epi16(0x7fc0));
+      r = _mm512_mask_mov_epi16(r, inf, _mm512_set1_epi16(0x7f80));
+    }
+    return _mm512_or_si512(r, sign);
+  }
+}
+
+// 16 words of four 1-byte elements (at src) -> two rows of 16 bf16 pairs:
+// row0 gets elements 0-1 of each word, row1 elements 2-3. This turns a
+// 1-byte K block (words of 4 dims) into the bf16 K layout (pairs of dims) and
+// a V block (words of 4 tokens) into the bf16 V layout (pairs of tokens).
+template <rpa_dtype kCache>
+inline void quads_to_pairs(const uint8_t* src, uint32_t* row0, uint32_t* row1) {
+  const __m512i lo = bytes_to_bf16<kCache>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)));
+  const __m512i hi = bytes_to_bf16<kCache>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32)));
+  // Dword i of lo is pair i % 2 of word i / 2 (words 0-7); hi holds words 8-15.
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  _mm512_storeu_si512(row0, _mm512_permutex2var_epi32(lo, even, hi));
+  _mm512_storeu_si512(row1, _mm512_permutex2var_epi32(lo, odd, hi));
+}
+
+// A page's K and V blocks of a 1-byte cache, rewritten as bf16 blocks of the
+// same shape as a bf16 cache's (k: head_dim/2 rows of page_size words; v:
+// page_size/2 rows of head_dim words), which the tiles then read.
+template <rpa_dtype kCache>
+inline void stage_as_bf16(const uint8_t* k_block, const uint8_t* v_block, int32_t head_dim,
+                          int32_t page_size, uint32_t* k, uint32_t* v) {
+  for (int32_t g = 0; g < head_dim / 4; ++g)
+    for (int32_t t = 0; t < page_size; t += 16)
+      quads_to_pairs<kCache>(k_block + (size_t(g) * page_size + t) * 4,
+                             k + size_t(2 * g) * page_size + t, k + size_t(2 * g + 1) * page_size + t);
+  for (int32_t g = 0; g < page_size / 4; ++g)
+    for (int32_t d = 0; d < head_dim; d += 16)
+      quads_to_pairs<kCache>(v_block + (size_t(g) * head_dim + d) * 4,
+                             v + size_t(2 * g) * head_dim + d, v + size_t(2 * g + 1) * head_dim + d);
+}
+
 template <rpa_dtype kCache, rpa_dtype kAct>
 void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const CacheLayout& lay = c.layout;
   const int32_t G = c.group;
-  if constexpr (kCache != RPA_BF16 || kAct != RPA_BF16) {
+  constexpr bool kOneByte = dtype_size(kCache) == 1;
+  // bf16 queries go into the tiles as they are; a bf16 cache too, a 1-byte
+  // cache through a bf16 copy of each page. Queries quantized by q_scale take
+  // the FMA kernel.
+  if constexpr ((kCache != RPA_BF16 && !kOneByte) || kAct != RPA_BF16) {
     decode_attend<kCache, kAct>(c, w, scratch);
     return;
   }
-  if (!amx_decode_fits(lay, G)) {
+  if (!amx_decode_fits(lay, G) || (kOneByte && c.q_scale > 0) ||
+      (!kOneByte && !bf16_dot_exact(c))) {
     decode_attend<kCache, kAct>(c, w, scratch);
     return;
   }
@@ -67,6 +146,8 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
   float* o = s + size_t(G) * s_width;        // [G][16]: one P.V tile result
   uint16_t* p_bf16 = reinterpret_cast<uint16_t*>(o + 16 * 16);           // [G][32]
   uint8_t* v_copy = reinterpret_cast<uint8_t*>(p_bf16 + 16 * 32);        // [16][D] words
+  uint32_t* k_stage = reinterpret_cast<uint32_t*>(v_copy + size_t(16) * D * 4);  // 1-byte caches:
+  uint32_t* v_stage = k_stage + size_t(D / 2) * page_size;                     // a page as bf16
 
   TileConfig cfg;
   const auto set = [&](int t, int rows, int colsb) {
@@ -90,7 +171,6 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
   const int32_t t_begin = max_i32(w.kv_begin, c.sliding_window > 0 ? pos - c.sliding_window + 1 : 0);
   const int32_t t_end = min_i32(w.kv_end, kv_len);
   if (t_end == kv_len) decode_write_new_token<kAct>(c, seq);
-  const float score_scale = c.sm_scale * c.k_scale;
 
   for (int32_t h = 0; h < Hq; ++h) {
     const bool sink = w.first_split && c.sinks != nullptr && c.sinks[h] > -INFINITY;
@@ -109,6 +189,11 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
     for (int32_t kv_head = 0; kv_head < lay.num_kv_heads; ++kv_head) {
       const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
       const uint8_t* v_block = k_block + lay.k_block_bytes;
+      if constexpr (kOneByte) {
+        stage_as_bf16<kCache>(k_block, v_block, D, page_size, k_stage, v_stage);
+        k_block = reinterpret_cast<const uint8_t*>(k_stage);
+        v_block = reinterpret_cast<const uint8_t*>(v_stage);
+      }
       PrefetchCursor prefetch;
       if (c.prefetch && has_next) {
         const int32_t pv_steps = ((slot_hi - 1) / pv_tokens - slot_lo / pv_tokens + 1) * (D / 16);
@@ -136,7 +221,7 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
         _tile_stored(0, s + c0, s_width * 4);
       }
       for (int32_t g = 0; g < G; ++g) {
-        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, score_scale,
+        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, c.sm_scale, c.k_scale,
                                        c.soft_cap, &m[h0 + g], &l[h0 + g]);
         float* a = acc + size_t(h0 + g) * acc_width;
         if (alpha[h0 + g] != 1.0f)

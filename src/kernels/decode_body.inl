@@ -134,11 +134,12 @@ inline void decode_values(const float* p, int32_t s_width, const float* alpha,
 }
 
 // Softmax step of one row over the page's scores: masks slots outside
-// [slot_lo, slot_hi), applies the score scale (when not folded into q) and
-// the soft cap, updates m and l, turns the scores
+// [slot_lo, slot_hi), applies the score scale (when not folded into q), then
+// k_scale (two multiplies: their product may overflow where the score does
+// not), and the soft cap, updates m and l, turns the scores
 // into probabilities in place and returns the rescale factor of acc.
 inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float scale,
-                            float soft_cap, float* m, float* l) {
+                            float k_scale, float soft_cap, float* m, float* l) {
   constexpr int L = Ops::kLanes;
   using F = typename Ops::F;
   const int32_t c_begin = slot_lo / L * L;
@@ -146,6 +147,7 @@ inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float sc
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
     F x = Ops::load(s + c0);
     if (scale != 1.0f) x = Ops::mul(x, Ops::set1(scale));
+    if (k_scale != 1.0f) x = Ops::mul(x, Ops::set1(k_scale));
     if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
     x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
     Ops::store(s + c0, x);
@@ -283,7 +285,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         }
       }
       for (int32_t g = 0; g < G; ++g)
-        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, 1.0f, c.soft_cap,
+        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, 1.0f, c.k_scale, c.soft_cap,
                                        &m[h0 + g], &l[h0 + g]);
       for (int32_t g = 0; g < G; g += kDecodeValueRows) {
         const float* pg = s + size_t(g) * s_width;

@@ -83,9 +83,10 @@ inline size_t decode_scratch_floats(const CacheLayout& l, int32_t num_q_heads, i
   const size_t q = size_t(l.dim_groups) * l.pack;
   const size_t acc = round_up(size_t(l.head_dim), kMaxLanes * kDecodeVecsPerBlock);
   const size_t scores = round_up(size_t(l.page_size), kMaxLanes);
-  // + the AMX decode's tile staging: a P.V result, bf16 probabilities and a
-  // copy of up to 16 V rows.
-  const size_t amx = 16 * 16 + 16 * 32 / 2 + 16 * size_t(l.head_dim);
+  // + the AMX decode's tile staging: a P.V result, bf16 probabilities, a
+  // copy of up to 16 V rows and, for 1-byte caches, a page's K and V as bf16.
+  const size_t amx = 16 * 16 + 16 * 32 / 2 + 16 * size_t(l.head_dim) +
+                     (l.elem_bytes == 1 ? size_t(l.head_dim) * l.page_size : 0);
   return size_t(num_q_heads) * (q + acc + 3) + size_t(group) * scores + amx + 64;
 }
 
