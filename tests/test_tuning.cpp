@@ -4,7 +4,10 @@
 // the same attention, and the split-KV merge must be exact wherever it runs.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "helpers.hpp"
 
@@ -91,6 +94,14 @@ TEST(AmxDecode, TileShapesMatchTheReference) {
     int head_dim, page_size, group;
   } shapes[] = {{64, 16, 4}, {128, 32, 1}, {80, 48, 8}, {16, 64, 16}, {112, 16, 2}};
   for (const auto& shape : shapes) {
+    // fp8 and int8 pages are widened to bf16 for the tiles.
+    for (rpa_dtype cache : {RPA_FP8_E4M3, RPA_FP8_E5M2, RPA_INT8}) {
+      rt::Case c = long_decode_case(rng, cache, RPA_BF16, shape.page_size, shape.head_dim,
+                                    shape.group);
+      c.opts.k_scale = c.opts.v_scale = cache == RPA_INT8 ? 0.03f : 0.5f;
+      SCOPED_TRACE(c.describe());
+      EXPECT_TRUE(rt::run_and_check(c, rng, 0));
+    }
     for (int variant = 0; variant < 3; ++variant) {
       rt::Case c = long_decode_case(rng, RPA_BF16, RPA_BF16, shape.page_size, shape.head_dim,
                                     shape.group);
@@ -102,6 +113,46 @@ TEST(AmxDecode, TileShapesMatchTheReference) {
       if (variant == 2) c.opts.sliding_window = 333;
       SCOPED_TRACE(c.describe());
       EXPECT_TRUE(rt::run_and_check(c, rng, variant == 0 ? 2 : 0));
+    }
+  }
+}
+
+// A single visible token makes out = v exactly (its probability is 1), so
+// with v_scale 1 and bf16 out every finite fp8 / int8 code must come back as
+// its exact value: the widening of 1-byte pages for the AMX tiles (and the
+// FMA kernels' expansion) is exact, subnormals and signs included.
+TEST(AmxDecode, OneByteCodesWidenExactly) {
+  for (rpa_dtype cache : {RPA_FP8_E4M3, RPA_FP8_E5M2, RPA_INT8}) {
+    SCOPED_TRACE(cache);
+    const int D = 256, Hkv = 1, Hq = 1, page_size = 16;
+    rpa_cache_config cfg{Hkv, D, page_size, 1, cache};
+    std::vector<uint8_t> kv(rpa_cache_bytes(&cfg), 0);
+    std::vector<float> k(D, 0.0f), v(D);
+    std::vector<double> want(D);
+    for (int d = 0; d < D; ++d) {
+      const uint8_t code = uint8_t(d);
+      double x = cache == RPA_INT8 ? double(int8_t(code)) : (cache == RPA_FP8_E4M3 ? ref::decode_e4m3(code) : ref::decode_e5m2(code));
+      if (std::isnan(x) || std::isinf(x) || (cache == RPA_INT8 && code == 0x80)) x = 0;  // no such value
+      v[d] = float(x);
+      want[d] = x;
+    }
+    char err[256];
+    ASSERT_EQ(rpa_cache_write(kv.data(), &cfg, 0, 0, k.data(), v.data(), RPA_F32, 0, 0, err, sizeof err),
+              RPA_OK) << err;
+    const int32_t kv_lens[1] = {1}, pages[1] = {0}, cu[2] = {0, 1}, dist[3] = {1, 1, 1};
+    rpa_batch batch{kv_lens, pages, cu, dist, 1, 1, 1};
+    rpa_options opts;
+    rpa_default_options(&opts, Hq, RPA_BF16, D);
+    opts.update_kv_cache = 0;
+    std::vector<uint16_t> q(D, 0), out(D, 0);
+    ASSERT_EQ(rpa_ragged_paged_attention(q.data(), nullptr, nullptr, kv.data(), &cfg, &batch, &opts,
+                                         out.data(), err, sizeof err),
+              RPA_OK) << err;
+    for (int d = 0; d < D; ++d) {
+      const uint32_t bits = uint32_t(out[d]) << 16;
+      float got;
+      std::memcpy(&got, &bits, 4);
+      EXPECT_EQ(double(got), want[d]) << "code 0x" << std::hex << d;
     }
   }
 }
