@@ -205,7 +205,27 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
 
       // Scores, 16 tokens per tile. Columns past slot_hi may read the rest of
       // the block (in bounds: the V block follows); decode_softmax masks them.
-      for (int32_t c0 = slot_lo / 16 * 16; c0 < slot_hi; c0 += 16) {
+      // Where 32 tokens fit (pv_tokens == 32: tile 7 then has K's shape and
+      // tile 5 S's), two chunks share each Q tile load and accumulate in two
+      // independent tiles.
+      int32_t c0 = slot_lo / 16 * 16;
+      if (pv_tokens == 32 && !dim_tail) {
+        for (; c0 + 16 < slot_hi; c0 += 32) {
+          _tile_zero(0);
+          _tile_zero(5);
+          for (int32_t dc = 0; dc < full_chunks; ++dc) {
+            const uint8_t* k_rows = k_block + (size_t(dc) * 16 * page_size + c0) * 4;
+            _tile_loadd(1, q + dc * 32, D * 2);
+            _tile_loadd(2, k_rows, page_size * 4);
+            _tile_loadd(7, k_rows + 16 * 4, page_size * 4);
+            _tile_dpbf16ps(0, 1, 2);
+            _tile_dpbf16ps(5, 1, 7);
+          }
+          _tile_stored(0, s + c0, s_width * 4);
+          _tile_stored(5, s + c0 + 16, s_width * 4);
+        }
+      }
+      for (; c0 < slot_hi; c0 += 16) {
         _tile_zero(0);
         for (int32_t dc = 0; dc < full_chunks; ++dc) {
           _tile_loadd(1, q + dc * 32, D * 2);
