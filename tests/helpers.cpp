@@ -532,4 +532,41 @@ Tolerance tolerance(rpa_dtype act, rpa_dtype cache, int head_dim) {
   return res;
 }
 
+Shape shape(int num_kv_heads, int group, int head_dim, int page_size, std::vector<SeqSpec> seqs,
+            int decode_end, int prefill_end) {
+  Shape s;
+  s.num_kv_heads = num_kv_heads;
+  s.group = group;
+  s.head_dim = head_dim;
+  s.page_size = page_size;
+  s.seqs = std::move(seqs);
+  s.decode_end = decode_end;
+  s.prefill_end = prefill_end;
+  return s;
+}
+
+std::vector<Combo> default_combos() {
+  return {{RPA_F32, RPA_F32}, {RPA_BF16, RPA_BF16}, {RPA_FP8_E4M3, RPA_BF16}, {RPA_INT8, RPA_F16}};
+}
+
+void run_shape(Shape s, const std::string& what, const std::function<void(Case&)>& tweak,
+               std::vector<Combo> combos) {
+  if (combos.empty()) combos = default_combos();
+  uint64_t k = 0;
+  for (const Combo& cb : combos) {
+    s.cache = cb.cache;
+    s.act = cb.act;
+    const uint64_t seed = base_seed() + std::hash<std::string>()(what) + k++;
+    Rng rng(seed);
+    Case c = build_case(s, rng);
+    c.seed = seed;
+    if (cb.cache == RPA_FP8_E4M3) c.opts.k_scale = c.opts.v_scale = 0.02f;
+    if (cb.cache == RPA_INT8) c.opts.k_scale = c.opts.v_scale = 0.03f;
+    if (tweak) tweak(c);
+    EXPECT_TRUE(run_and_check(c, rng, 0)) << what;
+    EXPECT_TRUE(run_and_check(c, rng, 2)) << what << " (plan)";
+  }
+}
+
+
 }  // namespace rt

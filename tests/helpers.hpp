@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -104,6 +105,25 @@ Case build_case(const Shape& shape, Rng& rng);
 
 // A random valid Case for this dtype pair (the randomized suite's generator).
 Case random_case(uint64_t seed, rpa_dtype cache, rpa_dtype act);
+
+// A Shape of `seqs` with the given heads, dims, page size and distribution.
+Shape shape(int num_kv_heads, int group, int head_dim, int page_size, std::vector<SeqSpec> seqs,
+            int decode_end, int prefill_end);
+
+struct Combo {
+  rpa_dtype cache, act;
+};
+
+// A few dtype pairs for structural cases (every pair runs in the random suite):
+// f32/f32, bf16/bf16, fp8_e4m3/bf16, int8/f16.
+std::vector<Combo> default_combos();
+
+// Runs `s` for each dtype pair (default_combos() when none are given; k/v
+// scales are set for the quantized ones) through the one-call path
+// and a 2-layer plan, checking each against the reference; `tweak` may change
+// the options first.
+void run_shape(Shape s, const std::string& what, const std::function<void(Case&)>& tweak = nullptr,
+               std::vector<Combo> combos = {});
 
 // ---- Data of one layer ---------------------------------------------------------
 

@@ -15,45 +15,10 @@
 namespace {
 
 using rt::Case;
+using rt::Combo;
+using rt::run_shape;
 using rt::Shape;
-
-struct Combo {
-  rpa_dtype cache, act;
-};
-// A few dtype pairs for structural cases (every pair runs in the random suite).
-const Combo kCombos[] = {{RPA_F32, RPA_F32}, {RPA_BF16, RPA_BF16}, {RPA_FP8_E4M3, RPA_BF16}, {RPA_INT8, RPA_F16}};
-
-Shape shape(int hkv, int group, int d, int ps, std::vector<rt::SeqSpec> seqs, int decode_end, int prefill_end) {
-  Shape s;
-  s.num_kv_heads = hkv;
-  s.group = group;
-  s.head_dim = d;
-  s.page_size = ps;
-  s.seqs = std::move(seqs);
-  s.decode_end = decode_end;
-  s.prefill_end = prefill_end;
-  return s;
-}
-
-// Runs `s` for each combo through both paths; `tweak` may change the options.
-void run_shape(Shape s, const std::string& what, const std::function<void(Case&)>& tweak = nullptr,
-               std::vector<Combo> combos = {}) {
-  if (combos.empty()) combos.assign(std::begin(kCombos), std::end(kCombos));
-  uint64_t k = 0;
-  for (const Combo& cb : combos) {
-    s.cache = cb.cache;
-    s.act = cb.act;
-    const uint64_t seed = rt::base_seed() + std::hash<std::string>()(what) + k++;
-    rt::Rng rng(seed);
-    Case c = rt::build_case(s, rng);
-    c.seed = seed;
-    if (cb.cache == RPA_FP8_E4M3) c.opts.k_scale = c.opts.v_scale = 0.02f;
-    if (cb.cache == RPA_INT8) c.opts.k_scale = c.opts.v_scale = 0.03f;
-    if (tweak) tweak(c);
-    EXPECT_TRUE(rt::run_and_check(c, rng, 0)) << what;
-    EXPECT_TRUE(rt::run_and_check(c, rng, 2)) << what << " (plan)";
-  }
-}
+using rt::shape;
 
 TEST(EdgeCases, PageSizeOne) {
   run_shape(shape(2, 4, 7, 1, {{1, 1}, {1, 13}, {5, 5}, {3, 9}, {4, 4}}, 2, 4), "page size 1");
@@ -211,7 +176,7 @@ TEST(EdgeCases, UpdateOffWithNullKeys) {
 
 TEST(EdgeCases, PlanReusedForManyLayers) {
   Shape s = shape(2, 3, 24, 5, {{1, 12}, {1, 3}, {7, 7}, {4, 13}}, 2, 3);
-  for (const Combo& cb : kCombos) {
+  for (const Combo& cb : rt::default_combos()) {
     s.cache = cb.cache;
     s.act = cb.act;
     rt::Rng rng(rt::base_seed() + 99);

@@ -1,6 +1,6 @@
 // The developer switches of rpa_set_tuning select the "off" side of each lever
 // that rpa-bench --ablate measures (general kernel for decodes, a scatter pass
-// before attention, no prefetch, no split-KV). Every combination must compute
+// before attention, no prefetch, no split-KV, general kernel for prefills). Every combination must compute
 // the same attention, and the split-KV merge must be exact wherever it runs.
 #include <gtest/gtest.h>
 
@@ -13,7 +13,8 @@
 
 namespace {
 
-const char* const kSwitches[] = {"decode_kernel", "fused_update", "prefetch", "split_kv"};
+const char* const kSwitches[] = {"decode_kernel", "fused_update", "prefetch", "split_kv",
+                                 "prefill_kernel"};
 
 struct ResetTuning {
   ~ResetTuning() {
@@ -32,7 +33,7 @@ rt::Case long_decode_case(rt::Rng& rng, rpa_dtype cache, rpa_dtype act, int page
   s.page_size = page_size;
   s.cache = cache;
   s.act = act;
-  s.seqs = {{1, 700}, {1, 1501}, {1, 2112}, {1, 37}, {24, 24}, {9, 300}};
+  s.seqs = {{1, 700}, {1, 1501}, {1, 2112}, {1, 37}, {24, 24}, {90, 300}};
   s.decode_end = 4;
   s.prefill_end = 5;
   rt::Case c = rt::build_case(s, rng);
@@ -49,9 +50,10 @@ TEST(Tuning, UnknownSwitchIsRejected) {
 TEST(Tuning, EverySwitchCombinationMatchesTheReference) {
   ResetTuning reset;
   rt::Rng rng(rt::base_seed() ^ 0x7u);
-  for (int mask = 0; mask < 16; ++mask) {
+  constexpr int kCount = int(std::size(kSwitches));
+  for (int mask = 0; mask < (1 << kCount); ++mask) {
     std::string on;
-    for (int b = 0; b < 4; ++b) {
+    for (int b = 0; b < kCount; ++b) {
       rpa_set_tuning(kSwitches[b], (mask >> b) & 1);
       if ((mask >> b) & 1) on += std::string(kSwitches[b]) + " ";
     }

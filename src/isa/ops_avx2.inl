@@ -3,6 +3,10 @@
 
 struct Ops {
   static constexpr int kLanes = 8;
+  // The prefill kernel's register tile: rows x vectors of accumulators
+  // (6 x 2 = 12 accumulators + 2 loaded vectors + 1 broadcast of the 16 ymm registers); each loaded vector feeds kTileRows FMAs, each broadcast kTileVecs.
+  static constexpr int kTileRows = 6;
+  static constexpr int kTileVecs = 2;
   using F = __m256;
   static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 

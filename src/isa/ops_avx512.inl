@@ -3,6 +3,10 @@
 
 struct Ops {
   static constexpr int kLanes = 16;
+  // The prefill kernel's register tile: rows x vectors of accumulators
+  // (12 x 2 = 24 accumulators + 2 loaded vectors + 1 broadcast of the 32 zmm registers); each loaded vector feeds kTileRows FMAs, each broadcast kTileVecs.
+  static constexpr int kTileRows = 12;
+  static constexpr int kTileVecs = 2;
   using F = __m512;
 
 #ifdef RPA_OPS_BF16_DOT

@@ -4,6 +4,10 @@
 
 struct Ops {
   static constexpr int kLanes = 1;
+  // The prefill kernel's register tile: rows x vectors of accumulators
+  // (4 independent sums); each loaded vector feeds kTileRows FMAs, each broadcast kTileVecs.
+  static constexpr int kTileRows = 4;
+  static constexpr int kTileVecs = 1;
   using F = float;
   static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 

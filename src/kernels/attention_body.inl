@@ -240,16 +240,15 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
 
 #include "kernels/decode_body.inl"
 
-// Distribution-aware entry points: decode sequences take the decode kernel;
-// prefill and mixed sequences share the general body for now (the prefill
-// issue specializes them).
-template <rpa_dtype kCache, rpa_dtype kAct>
-void attend_prefill(const AttentionCall& c, const WorkItem& w, float* scratch) {
-  attend<kCache, kAct>(c, w, scratch);
-}
+#include "kernels/prefill_body.inl"
+
+// Distribution-aware entry points: decode sequences take the decode kernel,
+// prefill sequences the prefill kernel. Mixed sequences (chunks after a cached
+// prefix, in a batch that also decodes) are prefill work too and take the
+// same tiles; the plan sends items with too few rows for tiles to `attend`.
 template <rpa_dtype kCache, rpa_dtype kAct>
 void attend_mixed(const AttentionCall& c, const WorkItem& w, float* scratch) {
-  attend<kCache, kAct>(c, w, scratch);
+  prefill_attend<kCache, kAct>(c, w, scratch);
 }
 
 #ifdef RPA_DECODE_AMX
@@ -261,8 +260,8 @@ void attend_mixed(const AttentionCall& c, const WorkItem& w, float* scratch) {
 
 template <rpa_dtype kCache, rpa_dtype kAct>
 AttentionKernels kernels_for() {
-  return {&RPA_DECODE_KERNEL<kCache, kAct>, &attend_prefill<kCache, kAct>,
-          &attend_mixed<kCache, kAct>};
+  return {&RPA_DECODE_KERNEL<kCache, kAct>, &prefill_attend<kCache, kAct>,
+          &attend_mixed<kCache, kAct>, &attend<kCache, kAct>};
 }
 
 template <rpa_dtype kCache>

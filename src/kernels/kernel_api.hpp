@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "cache/layout.hpp"
 
@@ -90,16 +91,36 @@ inline size_t decode_scratch_floats(const CacheLayout& l, int32_t num_q_heads, i
   return size_t(num_q_heads) * (q + acc + 3) + size_t(group) * scores + amx + 64;
 }
 
+// The prefill kernel (kernels/prefill_body.inl) walks positions in blocks of
+// this many tokens: K and V of a block are widened to fp32 once for all of an
+// item's score rows (64 x 128 dims x 2 x 4 bytes = 64 KiB, L2-resident next to
+// the item's queries and accumulators).
+inline constexpr size_t kPrefillBlockTokens = 64;
+// Widest register tile of the prefill kernel, in floats (2 vectors of 16).
+inline constexpr size_t kMaxTileWidth = 32;
+
+// Float scratch of a prefill item of `rows` query rows (score rows M = rows * group).
+inline size_t prefill_scratch_floats(const CacheLayout& l, int32_t group, int32_t rows) {
+  const size_t M = size_t(rows) * group;
+  const size_t N = kPrefillBlockTokens;
+  const size_t dims = size_t(l.dim_groups) * l.pack;
+  const size_t o_stride = round_up(size_t(l.head_dim), kMaxTileWidth);
+  return M * (dims + o_stride + N + 6) + dims * (N + kMaxLanes) + N * o_stride + 64;
+}
+
 }  // namespace
 
 using AttendFn = void (*)(const AttentionCall& call, const WorkItem& item, float* scratch);
 
 // The entry points of one (ISA, cache dtype, act dtype): decode, prefill and
-// mixed sequences reach separate kernels.
+// mixed sequences reach separate kernels; `general` is the one body that
+// computes any item straight from the cache words, taken by items too small
+// for the prefill kernel's tiles and by the ablation of the prefill kernel.
 struct AttentionKernels {
   AttendFn decode;
   AttendFn prefill;
   AttendFn mixed;
+  AttendFn general;
 };
 
 // Per-ISA selectors, each defined in its own translation unit.

@@ -22,10 +22,15 @@ AttentionKernels kernels_for_isa(Isa isa, rpa_dtype cache, rpa_dtype act) {
   }
 }
 
-// Query rows per work item for prefill and mixed sequences: enough rows that
-// the G * rows score rows reuse each K/V word well, few enough that a long
-// prompt still splits into many items for the threads.
-constexpr int32_t kScoreRowsPerItem = 64;
+// Score rows (query rows x G) per work item for prefill and mixed sequences:
+// enough that each widened K/V block serves many rows, few enough that a long
+// prompt still splits into many items for the threads and the item's tiles
+// stay in L2. 96 is whole register tiles of 6 (AVX2) and 12 (AVX-512) rows
+// at G = 1, 2, 3, 4, 6, 8.
+constexpr int32_t kScoreRowsPerItem = 96;
+// Below this many score rows an item takes the general kernel: widening a
+// K/V block costs about as much as 16 rows' FMAs on it.
+constexpr int32_t kMinPrefillScoreRows = 16;
 
 // Decode items per thread the planner aims for when splitting long sequences:
 // enough that the dynamic claim evens out ragged lengths, few enough that
@@ -124,10 +129,12 @@ void Plan::plan_items() {
   const int32_t group = opts_.num_q_heads / cache_.num_kv_heads;
   const int32_t block_rows = std::max<int32_t>(1, kScoreRowsPerItem / group);
   int32_t max_rows = 1;
+  int32_t max_tile_rows = 0;
   const bool decode_kernel = tuning_.decode_kernel;
   if (decode_kernel) plan_decode_items(group);
   for (int32_t i = decode_kernel ? decode_end_ : 0; i < num_seqs_; ++i) {
-    const SeqKind kind = i < decode_end_ || i >= prefill_end_ ? SeqKind::kMixed : SeqKind::kPrefill;
+    const SeqKind seq_kind =
+        i < decode_end_ || i >= prefill_end_ ? SeqKind::kMixed : SeqKind::kPrefill;
     const int32_t q_begin = cu_q_lens_[i], q_end = cu_q_lens_[i + 1];
     const int32_t kv_len = kv_lens_[i];
     for (int32_t r0 = q_begin; r0 < q_end; r0 += block_rows) {
@@ -137,15 +144,19 @@ void Plan::plan_items() {
       int64_t visible = opts_.causal ? last_pos + 1 : kv_len;
       if (opts_.sliding_window > 0) visible = std::min<int64_t>(visible, opts_.sliding_window + (r1 - r0));
       const int64_t cost = int64_t(r1 - r0) * group * visible;
+      const bool tiles = tuning_.prefill_kernel && (r1 - r0) * group >= kMinPrefillScoreRows;
+      const SeqKind kind = tiles ? seq_kind : SeqKind::kGeneral;
       for (int32_t h = 0; h < cache_.num_kv_heads; ++h)
         items_.push_back({{i, h, r0, r1, 0, kv_len, -1, 1}, kind, cost});
       max_rows = std::max(max_rows, r1 - r0);
+      if (tiles) max_tile_rows = std::max(max_tile_rows, r1 - r0);
     }
   }
   std::stable_sort(items_.begin(), items_.end(),
                    [](const PlannedItem& a, const PlannedItem& b) { return a.cost > b.cost; });
-  scratch_floats_ = std::max(attention_scratch_floats(layout_, group, max_rows),
-                             decode_scratch_floats(layout_, opts_.num_q_heads, group));
+  scratch_floats_ = std::max({attention_scratch_floats(layout_, group, max_rows),
+                              decode_scratch_floats(layout_, opts_.num_q_heads, group),
+                              prefill_scratch_floats(layout_, group, max_tile_rows)});
 }
 
 void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache,
@@ -220,6 +231,7 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
       case SeqKind::kDecode: kernels_.decode(call, p.item, s); break;
       case SeqKind::kPrefill: kernels_.prefill(call, p.item, s); break;
       case SeqKind::kMixed: kernels_.mixed(call, p.item, s); break;
+      case SeqKind::kGeneral: kernels_.general(call, p.item, s); break;
     }
   });
   ThreadPool::global().parallel_for(int64_t(merges_.size()), threads, [&](int64_t i, int) {

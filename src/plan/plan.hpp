@@ -14,8 +14,9 @@
 
 namespace rpa {
 
-// Which kernel entry point a work item takes (the batch's distribution).
-enum class SeqKind : uint8_t { kDecode, kPrefill, kMixed };
+// Which kernel entry point a work item takes: the batch's distribution, or
+// the general kernel for items too small for tiles (and when switched off).
+enum class SeqKind : uint8_t { kDecode, kPrefill, kMixed, kGeneral };
 
 struct PlannedItem {
   WorkItem item;

@@ -10,6 +10,7 @@ std::atomic<bool> g_decode_kernel{true};
 std::atomic<bool> g_fused_update{true};
 std::atomic<bool> g_prefetch{true};
 std::atomic<bool> g_split_kv{true};
+std::atomic<bool> g_prefill_kernel{true};
 
 }  // namespace
 
@@ -19,6 +20,7 @@ Tuning current_tuning() {
   t.fused_update = g_fused_update.load(std::memory_order_relaxed);
   t.prefetch = g_prefetch.load(std::memory_order_relaxed);
   t.split_kv = g_split_kv.load(std::memory_order_relaxed);
+  t.prefill_kernel = g_prefill_kernel.load(std::memory_order_relaxed);
   return t;
 }
 
@@ -27,6 +29,7 @@ bool set_tuning(const char* name, bool on) {
                             : std::strcmp(name, "fused_update") == 0 ? &g_fused_update
                             : std::strcmp(name, "prefetch") == 0     ? &g_prefetch
                             : std::strcmp(name, "split_kv") == 0     ? &g_split_kv
+                            : std::strcmp(name, "prefill_kernel") == 0 ? &g_prefill_kernel
                                                                      : nullptr;
   if (flag == nullptr) return false;
   flag->store(on, std::memory_order_relaxed);

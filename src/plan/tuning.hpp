@@ -10,6 +10,7 @@ struct Tuning {
   bool fused_update = true;   // decode items write their own new token (else a scatter pass first)
   bool prefetch = true;       // decode prefetches the next page into L2
   bool split_kv = true;       // long decode sequences are split over threads
+  bool prefill_kernel = true; // prefill and mixed sequences take the tiled kernel (else the general one)
 };
 
 Tuning current_tuning();

@@ -1,0 +1,250 @@
+// The prefill kernel: many query rows against many positions, so the work is
+// arithmetic and the aim is the FMA units' peak. Included after
+// decode_body.inl inside the per-ISA anonymous namespace.
+//
+// An item covers query rows [row_begin, row_end) of one sequence and the G
+// query heads of one kv head: M = rows * G score rows that share every K/V
+// element. It walks the positions the rows see in blocks of
+// kPrefillBlockTokens, and per block:
+//   1. widens the block's K and V once into fp32 tiles, K as [dim][token] and
+//      V as [token][dim] (one vector op per cache word vector, straight from
+//      the layout's words), so the conversion is paid once for M rows;
+//   2. S = Q K^T in register tiles of Ops::kTileRows rows x Ops::kTileVecs
+//      vectors of tokens: a query element is broadcast, a K row is loaded, and
+//      every loaded vector feeds kTileRows (or kTileVecs) FMAs;
+//   3. the online softmax of each row over the columns it sees (decode_softmax);
+//   4. O += P V in register tiles of kTileRows rows x kTileVecs vectors of dims.
+// In P V a register tile runs only over the positions all its rows see; each
+// row's own extra positions (the causal diagonal, a window's edge) run one row
+// at a time. So a masked (row, position) pair is never multiplied and a NaN or
+// Inf stored at a masked position contributes nothing, as the contract says.
+
+// Rows per register tile, taken one at a time below kTileRows.
+template <int R, class Fn>
+inline void with_tile_rows(int32_t rows, Fn&& fn) {
+  if constexpr (R > 1) {
+    if (rows < R) return with_tile_rows<R - 1>(rows, fn);
+  }
+  fn(std::integral_constant<int, R>{});
+}
+
+// s[r][0 .. kTileVecs*L) = sum over d < dims of q[r][d] * kt[d][0 .. kTileVecs*L), R rows.
+template <int R>
+inline void tile_scores(const float* q, int32_t q_stride, const float* kt, int32_t kt_stride,
+                        int32_t dims, float* s, int32_t s_stride) {
+  constexpr int L = Ops::kLanes;
+  constexpr int V = Ops::kTileVecs;
+  using F = typename Ops::F;
+  F acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = Ops::zero();
+  for (int32_t d = 0; d < dims; ++d) {
+    F k[V];
+    for (int v = 0; v < V; ++v) k[v] = Ops::load(kt + size_t(d) * kt_stride + v * L);
+    for (int r = 0; r < R; ++r) {
+      const F qd = Ops::set1(q[size_t(r) * q_stride + d]);
+      for (int v = 0; v < V; ++v) acc[r][v] = Ops::fmadd(qd, k[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) Ops::store(s + size_t(r) * s_stride + v * L, acc[r][v]);
+}
+
+// o[r][0 .. kTileVecs*L) += sum over t in [t_lo, t_hi) of p[r][t] * vt[t][0 ..], R rows.
+template <int R>
+inline void tile_values(const float* p, int32_t p_stride, const float* vt, int32_t vt_stride,
+                        int32_t t_lo, int32_t t_hi, float* o, int32_t o_stride) {
+  constexpr int L = Ops::kLanes;
+  constexpr int V = Ops::kTileVecs;
+  using F = typename Ops::F;
+  F acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = Ops::load(o + size_t(r) * o_stride + v * L);
+  for (int32_t t = t_lo; t < t_hi; ++t) {
+    F x[V];
+    for (int v = 0; v < V; ++v) x[v] = Ops::load(vt + size_t(t) * vt_stride + v * L);
+    for (int r = 0; r < R; ++r) {
+      const F pt = Ops::set1(p[size_t(r) * p_stride + t]);
+      for (int v = 0; v < V; ++v) acc[r][v] = Ops::fmadd(pt, x[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) Ops::store(o + size_t(r) * o_stride + v * L, acc[r][v]);
+}
+
+// Widens positions [t0, t0 + n) of one kv head of a sequence (pages: its page
+// table row) into kt[dims][kt_stride] (dims = dim_groups * pack; dims past
+// head_dim are stored as 0) and vt[n][vt_stride] (columns past head_dim are
+// written as 0). kt columns past n may be written: kt_stride >= n + kLanes.
+template <rpa_dtype kCache>
+inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
+                        int32_t n, float* kt, int32_t kt_stride, float* vt, int32_t vt_stride) {
+  constexpr int L = Ops::kLanes;
+  constexpr int kPack = pack_of(kCache);
+  using F = typename Ops::F;
+  const CacheLayout& lay = c.layout;
+  const int32_t page_size = lay.page_size;
+  const int32_t D = lay.head_dim;
+  for (int32_t t = t0; t < t0 + n;) {
+    const int32_t e = t / page_size;
+    const int32_t slot_lo = t - e * page_size;
+    const int32_t slot_hi = min_i32(page_size, slot_lo + (t0 + n - t));
+    const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
+    const uint8_t* v_block = k_block + lay.k_block_bytes;
+    const int32_t col = t - t0;  // the tiles' column (kt) and row (vt) of slot_lo
+    for (int32_t g = 0; g < lay.dim_groups; ++g) {
+      const uint8_t* words = k_block + size_t(g) * page_size * 4;
+      for (int32_t s = slot_lo; s < slot_hi; s += L) {
+        F x[kPack];
+        Ops::template expand<kCache>(words + size_t(s) * 4, min_i32(L, slot_hi - s), x);
+        for (int j = 0; j < kPack; ++j)
+          Ops::store(kt + size_t(g * kPack + j) * kt_stride + col + (s - slot_lo), x[j]);
+      }
+    }
+    for (int32_t sg = slot_lo / kPack; sg * kPack < slot_hi; ++sg) {
+      for (int32_t d0 = 0; d0 < vt_stride; d0 += L) {
+        F x[kPack];
+        Ops::template expand<kCache>(v_block + (size_t(sg) * D + d0) * 4, min_i32(L, D - d0), x);
+        for (int j = 0; j < kPack; ++j) {
+          const int32_t slot = sg * kPack + j;
+          if (slot >= slot_lo && slot < slot_hi)
+            Ops::store(vt + size_t(col + slot - slot_lo) * vt_stride + d0, x[j]);
+        }
+      }
+    }
+    t += slot_hi - slot_lo;
+  }
+}
+
+template <rpa_dtype kCache, rpa_dtype kAct>
+void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
+  constexpr int L = Ops::kLanes;
+  constexpr int kPack = pack_of(kCache);
+  constexpr int kRows = Ops::kTileRows;
+  constexpr int32_t kTileWidth = Ops::kTileVecs * L;  // tokens (S) or dims (O) per register tile
+  constexpr int32_t N = int32_t(kPrefillBlockTokens);
+  static_assert(N % kTileWidth == 0, "a block is whole register tiles of tokens");
+  const CacheLayout& lay = c.layout;
+  const int32_t D = lay.head_dim;
+  const int32_t G = c.group;
+  const int32_t dims = lay.dim_groups * kPack;  // K rows, and the query's padded width
+  const int32_t o_stride = int32_t(round_up(size_t(D), kTileWidth));
+  const int32_t kt_stride = N + L;
+  const int32_t M = (w.row_end - w.row_begin) * G;
+
+  float* q = scratch;                          // [M][dims], score scale folded in
+  float* o = q + size_t(M) * dims;             // [M][o_stride]
+  float* s = o + size_t(M) * o_stride;         // [M][N]: scores, then probabilities
+  float* kt = s + size_t(M) * N;               // [dims][kt_stride]
+  float* vt = kt + size_t(dims) * kt_stride;   // [N][o_stride]
+  float* m = vt + size_t(N) * o_stride;        // [M] running max
+  float* l = m + M;                            // [M] running sum
+  int32_t* lo = reinterpret_cast<int32_t*>(l + M);  // [M] first visible position
+  int32_t* hi = lo + M;                        // [M] one past the last
+  int32_t* col_lo = hi + M;                    // [M] the block's columns a row sees
+  int32_t* col_hi = col_lo + M;
+
+  const int32_t kv_len = c.kv_lens[w.seq];
+  const int32_t q_start = c.cu_q_lens[w.seq];
+  const int32_t first_pos = kv_len - (c.cu_q_lens[w.seq + 1] - q_start);
+  const int32_t* pages = c.page_table + size_t(w.seq) * c.pages_per_seq;
+
+  int32_t t_begin = kv_len, t_end = 0;
+  for (int32_t r = w.row_begin; r < w.row_end; ++r) {
+    const int32_t pos = first_pos + (r - q_start);
+    const int32_t row_hi = c.causal ? pos + 1 : kv_len;
+    const int32_t row_lo = c.sliding_window > 0 ? max_i32(0, pos - c.sliding_window + 1) : 0;
+    t_begin = min_i32(t_begin, row_lo);
+    t_end = max_i32(t_end, row_hi);
+    for (int32_t hh = 0; hh < G; ++hh) {
+      const int32_t row = (r - w.row_begin) * G + hh;
+      const int32_t head = w.kv_head * G + hh;
+      lo[row] = row_lo;
+      hi[row] = row_hi;
+      load_query<kCache, kAct>(c, r, head, q + size_t(row) * dims, dims);
+      const bool sink = c.sinks != nullptr && c.sinks[head] > -INFINITY;
+      m[row] = sink ? c.sinks[head] : -INFINITY;
+      l[row] = sink ? 1.0f : 0.0f;
+      for (int32_t d = 0; d < o_stride; ++d) o[size_t(row) * o_stride + d] = 0;
+    }
+  }
+
+  for (int32_t t0 = t_begin; t0 < t_end; t0 += N) {
+    const int32_t n = min_i32(N, t_end - t0);
+    widen_block<kCache>(c, pages, w.kv_head, t0, n, kt, kt_stride, vt, o_stride);
+    for (int32_t row = 0; row < M; ++row) {
+      col_lo[row] = max_i32(lo[row] - t0, 0);
+      col_hi[row] = min_i32(hi[row] - t0, n);
+    }
+
+    // S, over the register tiles of columns some row of the tile sees.
+    for (int32_t m0 = 0; m0 < M; m0 += kRows) {
+      const int32_t rows = min_i32(kRows, M - m0);
+      int32_t u_lo = N, u_hi = 0;
+      for (int32_t row = m0; row < m0 + rows; ++row) {
+        if (col_lo[row] >= col_hi[row]) continue;
+        u_lo = min_i32(u_lo, col_lo[row]);
+        u_hi = max_i32(u_hi, col_hi[row]);
+      }
+      for (int32_t c0 = u_lo / kTileWidth * kTileWidth; c0 < u_hi; c0 += kTileWidth) {
+        with_tile_rows<kRows>(rows, [&](auto r) {
+          tile_scores<decltype(r)::value>(q + size_t(m0) * dims, dims, kt + c0, kt_stride, dims,
+                                          s + size_t(m0) * N + c0, N);
+        });
+      }
+    }
+
+    // Softmax of each row over its columns; O rescaled when the max grew.
+    for (int32_t row = 0; row < M; ++row) {
+      if (col_lo[row] >= col_hi[row]) continue;
+      const float alpha = decode_softmax(s + size_t(row) * N, col_lo[row], col_hi[row], 1.0f,
+                                         c.k_scale, c.soft_cap, &m[row], &l[row]);
+      if (alpha != 1.0f) {
+        float* o_row = o + size_t(row) * o_stride;
+        for (int32_t d = 0; d < o_stride; d += L)
+          Ops::store(o_row + d, Ops::mul(Ops::load(o_row + d), Ops::set1(alpha)));
+      }
+    }
+
+    // O += P V: each register tile over the columns all its rows see, then
+    // each row's own remaining columns.
+    for (int32_t m0 = 0; m0 < M; m0 += kRows) {
+      const int32_t rows = min_i32(kRows, M - m0);
+      int32_t common_lo = 0, common_hi = n;
+      for (int32_t row = m0; row < m0 + rows; ++row) {
+        common_lo = max_i32(common_lo, col_lo[row]);
+        common_hi = min_i32(common_hi, col_hi[row]);
+      }
+      if (common_lo >= common_hi) common_lo = common_hi = 0;
+      if (common_lo < common_hi) {
+        for (int32_t d0 = 0; d0 < o_stride; d0 += kTileWidth) {
+          with_tile_rows<kRows>(rows, [&](auto r) {
+            tile_values<decltype(r)::value>(s + size_t(m0) * N, N, vt + d0, o_stride, common_lo,
+                                            common_hi, o + size_t(m0) * o_stride + d0, o_stride);
+          });
+        }
+      }
+      for (int32_t row = m0; row < m0 + rows; ++row) {
+        const int32_t edges[2][2] = {{col_lo[row], min_i32(col_hi[row], common_lo)},
+                                     {max_i32(col_lo[row], common_hi), col_hi[row]}};
+        for (const auto& edge : edges) {
+          if (edge[0] >= edge[1]) continue;
+          for (int32_t d0 = 0; d0 < o_stride; d0 += kTileWidth)
+            tile_values<1>(s + size_t(row) * N, N, vt + d0, o_stride, edge[0], edge[1],
+                           o + size_t(row) * o_stride + d0, o_stride);
+        }
+      }
+    }
+  }
+
+  for (int32_t r = w.row_begin; r < w.row_end; ++r) {
+    for (int32_t hh = 0; hh < G; ++hh) {
+      const int32_t row = (r - w.row_begin) * G + hh;
+      const int32_t head = w.kv_head * G + hh;
+      const float inv = c.v_scale / l[row];
+      const float* o_row = o + size_t(row) * o_stride;
+      const size_t out_offset = (size_t(r) * c.num_q_heads + head) * D;
+      for (int32_t d = 0; d < D; ++d) store_act(c.out, out_offset + d, kAct, o_row[d] * inv);
+    }
+  }
+}

@@ -1,0 +1,75 @@
+// The prefill kernel's tile edges against the float64 reference: items of
+// several 64-token K/V blocks, q_len and kv_len that are not multiples of the
+// block or register-tile sizes, chunks starting mid-page, sliding windows
+// cutting through a block, head dims off the tile width, GQA 1..8 (register
+// tiles of rows that straddle query positions), soft cap and sinks; and the
+// same batches through the general kernel (rpa_set_tuning "prefill_kernel" off).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "helpers.hpp"
+
+namespace {
+
+using rt::Case;
+using rt::run_shape;
+using rt::Shape;
+using rt::shape;
+
+TEST(PrefillKernel, ManyBlocksAndItems) {
+  // 200 rows at G 4: items of 24 rows, 4 blocks of positions for the last ones.
+  run_shape(shape(2, 4, 64, 16, {{200, 200}}, 0, 1), "prefill 200");
+  run_shape(shape(1, 4, 32, 16, {{129, 129}, {64, 64}, {65, 130}}, 0, 2), "block-size edges");
+}
+
+TEST(PrefillKernel, ChunksStartingMidPage) {
+  for (int ps : {3, 16, 128}) {
+    // First new position 223: mid-page for each page size.
+    run_shape(shape(2, 2, 40, ps, {{77, 300}, {1, 90}}, 0, 1), "chunk after 223, page " + std::to_string(ps));
+  }
+}
+
+TEST(PrefillKernel, SlidingWindowsCuttingThroughBlocks) {
+  for (int window : {1, 5, 37, 64, 100, 290}) {
+    run_shape(shape(1, 3, 24, 16, {{150, 250}, {40, 40}}, 0, 1), "window " + std::to_string(window),
+              [&](Case& c) { c.opts.sliding_window = window; });
+  }
+}
+
+TEST(PrefillKernel, NonCausal) {
+  run_shape(shape(2, 2, 48, 16, {{70, 180}, {33, 33}}, 0, 2), "non-causal",
+            [](Case& c) { c.opts.causal = 0; });
+}
+
+TEST(PrefillKernel, HeadDimsOffTheTileWidth) {
+  for (int d : {1, 7, 17, 33, 80, 130, 200}) {
+    run_shape(shape(1, 4, d, 16, {{70, 140}}, 0, 1), "head dim " + std::to_string(d), nullptr,
+              {{RPA_F32, RPA_F32}, {RPA_BF16, RPA_BF16}, {RPA_INT8, RPA_F16}});
+  }
+}
+
+TEST(PrefillKernel, GqaGroupsOneToEight) {
+  for (int g = 1; g <= 8; ++g) {
+    run_shape(shape(2, g, 32, 16, {{1, 50}, {45, 130}, {30, 30}}, 1, 2), "gqa " + std::to_string(g), nullptr,
+              {{RPA_BF16, RPA_BF16}, {RPA_FP8_E5M2, RPA_F32}});
+  }
+}
+
+TEST(PrefillKernel, SoftCapAndSinks) {
+  run_shape(shape(2, 4, 64, 16, {{100, 160}}, 0, 1), "soft cap and sinks", [](Case& c) {
+    c.opts.soft_cap = 5.0f;
+    c.sinks.assign(size_t(c.hq()), 0.5f);
+    c.sinks[1] = -2.0f;
+  });
+}
+
+TEST(PrefillKernel, GeneralKernelComputesTheSame) {
+  struct Reset {
+    ~Reset() { rpa_set_tuning("prefill_kernel", 1); }
+  } reset;
+  ASSERT_EQ(rpa_set_tuning("prefill_kernel", 0), 0);
+  run_shape(shape(2, 4, 64, 16, {{1, 70}, {100, 160}, {20, 90}}, 1, 2), "prefill kernel off");
+}
+
+}  // namespace
