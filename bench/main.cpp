@@ -44,6 +44,7 @@ struct Options {
   int reps = 0;  // 0: the mode's default
   bool smoke = false;
   bool ablate = false;
+  bool verbose = false;
 };
 
 [[noreturn]] void usage(int code) {
@@ -59,9 +60,12 @@ struct Options {
       "                           fast rows get more, up to 0.3 s of calls)\n"
       "  --json FILE              one JSON object per row\n"
       "  --smoke                  tiny shapes and a 64 MiB cache: proves the bench runs\n"
-      "  --ablate                 after each decode-carrying row (D*, M1), the same batch\n"
-      "                           with one lever off: the general kernel for decodes,\n"
-      "                           a scatter pass before attention, no prefetch, no split-KV\n");
+      "  --ablate                 after each row, the same batch with one lever off:\n"
+      "                           decode rows (D*, M1): the general kernel for decodes,\n"
+      "                           a scatter pass before attention, no prefetch, no split-KV;\n"
+      "                           prefill rows (P*, M1): the general kernel for prefills\n"
+      "  --verbose                under each row, each thread's busy fraction of the\n"
+      "                           attention phase (last timed call)\n");
   std::exit(code);
 }
 
@@ -103,6 +107,8 @@ Options parse_options(int argc, char** argv) {
       o.smoke = true;
     } else if (arg == "--ablate") {
       o.ablate = true;
+    } else if (arg == "--verbose") {
+      o.verbose = true;
     } else if (arg == "--workload") {
       o.workloads = split(value());
       for (const std::string& w : o.workloads) {
@@ -214,6 +220,9 @@ Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* c
   const double p_peak = peaks.best();
   const double p_path = path_peak(peaks, b.info.isa).gflops;
   const Timing t = time_calls(call, args, tables.rotation(), b.mode.timing);
+  std::vector<double> busy(size_t(std::max(b.threads, 1)));
+  busy.resize(size_t(std::clamp(rpa_last_call_busy(busy.data(), int32_t(busy.size())), 0,
+                                int32_t(busy.size()))));
   const WorkCounts work = count_work(w, b.mode.shape, cfg.dtype);
 
   // An unknown limit (a CPU without the instruction) gives NaN, not infinity.
@@ -239,6 +248,7 @@ Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* c
   r.p_fma_gflops = peaks.fma_gflops;
   r.p_peak_gflops = p_peak;
   r.p_path_gflops = p_path;
+  r.thread_busy = busy;
   r.mbu = per_limit(r.gbps, b_stream);
   r.mfu = per_limit(r.gflops, p_peak);
   r.mfu_path = per_limit(r.gflops, p_path);
@@ -253,18 +263,26 @@ Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* c
 
 // The levers --ablate turns off one at a time (rpa_set_tuning switches), each
 // as a row on the same batch right after the default row.
+bool carries_decodes(const WorkloadSpec& w) { return w.id[0] == 'D' || w.id == "M1"; }
+bool carries_prefills(const WorkloadSpec& w) { return w.id[0] == 'P' || w.id == "M1"; }
+
 struct Ablation {
   const char* variant;
   const char* off_switch;
+  bool (*applies)(const WorkloadSpec&);
 };
 constexpr Ablation kAblations[] = {
-    {"general_kernel", "decode_kernel"},  // decodes through the general (mixed) kernel
-    {"scatter_first", "fused_update"},    // new K/V written by a pass before attention
-    {"no_prefetch", "prefetch"},          // no software prefetch of the next page
-    {"no_split_kv", "split_kv"},          // long decodes not split over threads
+    // decodes through the general kernel
+    {"general_kernel", "decode_kernel", carries_decodes},
+    // new K/V written by a pass before attention
+    {"scatter_first", "fused_update", carries_decodes},
+    // no software prefetch of the next page
+    {"no_prefetch", "prefetch", carries_decodes},
+    // long decodes not split over threads
+    {"no_split_kv", "split_kv", carries_decodes},
+    // prefill and mixed sequences through the general kernel
+    {"general_prefill", "prefill_kernel", carries_prefills},
 };
-
-bool carries_decodes(const WorkloadSpec& w) { return w.id[0] == 'D' || w.id == "M1"; }
 
 // library_call with one switch off for the call's duration.
 AttentionCall call_without(const char* off_switch) {
@@ -360,7 +378,7 @@ int run(const Options& o) {
   progress.update("measuring P_peak (AMX, vdpbf16ps, fp32 FMA)");
   b.info = describe_run(o, b, cache);
 
-  Report report(b.info, o.json_path, progress);
+  Report report(b.info, o.json_path, progress, o.verbose);
   report.print_header();
 
   std::map<std::string, Activations> activations;
@@ -384,10 +402,10 @@ int run(const Options& o) {
       try {
         report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg, library_call,
                                "default"));
-        if (o.ablate && carries_decodes(*w)) {
-          for (const Ablation& a : kAblations)
-            report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg,
-                                   call_without(a.off_switch), a.variant));
+        for (const Ablation& a : kAblations) {
+          if (!o.ablate || !a.applies(*w)) continue;
+          report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg,
+                                 call_without(a.off_switch), a.variant));
         }
       } catch (const std::exception& e) {
         progress.clear();

@@ -66,8 +66,9 @@ void Progress::clear() {
   }
 }
 
-Report::Report(const RunInfo& info, const std::string& json_path, Progress& progress)
-    : info_(info), progress_(progress) {
+Report::Report(const RunInfo& info, const std::string& json_path, Progress& progress,
+               bool verbose)
+    : info_(info), progress_(progress), verbose_(verbose) {
   if (!json_path.empty()) {
     json_ = std::fopen(json_path.c_str(), "w");
     if (json_ == nullptr) throw std::runtime_error("cannot open " + json_path + " for writing");
@@ -110,6 +111,14 @@ void Report::add(const Row& r) {
               cell(r.roofline_fraction, 2).c_str(), cell(r.b_stream_gbps, 1).c_str(),
               cell(r.p_peak_gflops, 0).c_str(), cell(r.p_path_gflops, 0).c_str(),
               std::to_string(r.reps).c_str());
+  std::string busy, busy_json;
+  for (double b : r.thread_busy) {
+    if (!busy.empty()) busy += ' ';
+    busy += cell(b, 2);
+    if (!busy_json.empty()) busy_json += ", ";
+    busy_json += json_number(b);
+  }
+  if (verbose_) std::printf("  thread busy: %s\n", busy.c_str());
   std::fflush(stdout);
   if (json_ == nullptr) return;
 
@@ -146,6 +155,7 @@ void Report::add(const Row& r) {
       {"isa_available", json_string(info_.paths)},
       {"rpa_version", json_string(info_.version)},
       {"cpu", json_string(info_.cpu)},
+      {"thread_busy", "[" + busy_json + "]"},
   };
   std::string line = "{";
   for (const auto& [key, value] : fields) {

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace rpa_bench {
 
@@ -51,6 +52,8 @@ struct Row {
   double p_amx_gflops = 0, p_dpbf16_gflops = 0, p_fma_gflops = 0;
   double p_peak_gflops = 0;
   double p_path_gflops = 0;
+  // Each thread's busy fraction of the attention phase in the last timed call.
+  std::vector<double> thread_busy;
 };
 
 // The stderr status line: rewritten in place on a terminal, one line per
@@ -69,7 +72,8 @@ class Progress {
 class Report {
  public:
   // json_path empty: no JSON file. Throws std::runtime_error if it cannot be opened.
-  Report(const RunInfo& info, const std::string& json_path, Progress& progress);
+  // verbose: a line of per-thread busy fractions under each row.
+  Report(const RunInfo& info, const std::string& json_path, Progress& progress, bool verbose);
   ~Report();
   Report(const Report&) = delete;
   Report& operator=(const Report&) = delete;
@@ -83,6 +87,7 @@ class Report {
   const RunInfo& info_;
   std::FILE* json_ = nullptr;
   Progress& progress_;
+  bool verbose_ = false;
 };
 
 }  // namespace rpa_bench

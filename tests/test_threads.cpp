@@ -119,3 +119,31 @@ TEST(Threads, OnePlanRunFromFourThreads) {
 }
 
 }  // namespace
+
+namespace {
+
+// rpa_last_call_busy reports, per host thread, each worker's share of the
+// last call's attention phase.
+TEST(Threads, LastCallBusyFractions) {
+  std::thread([] {
+    double busy[4] = {-1, -1, -1, -1};
+    EXPECT_EQ(rpa_last_call_busy(busy, 4), 0) << "no call yet on this host thread";
+    EXPECT_EQ(busy[0], -1);
+    std::vector<Job> jobs = make_jobs(1, 7);
+    jobs[0].c.opts.num_threads = 3;
+    rt::ActBuf out;
+    ASSERT_EQ(rt::run_one_call(jobs[0].c, jobs[0].l, jobs[0].cache, out), RPA_OK);
+    ASSERT_EQ(rpa_last_call_busy(busy, 4), 3);
+    EXPECT_EQ(busy[3], -1) << "only the call's threads are written";
+    double total = 0;
+    for (int t = 0; t < 3; ++t) {
+      EXPECT_GE(busy[t], 0.0);
+      EXPECT_LE(busy[t], 1.0 + 1e-9);
+      total += busy[t];
+    }
+    EXPECT_GT(total, 0.0);
+    EXPECT_EQ(rpa_last_call_busy(nullptr, 0), 3);
+  }).join();
+}
+
+}  // namespace

@@ -102,6 +102,13 @@ RPA_API rpa_status rpa_cache_read(const void* cache, const rpa_cache_config* c, 
    is made. Returns 0, or -1 for an unknown name. An addition to ABI version 1. */
 RPA_API int rpa_set_tuning(const char* name, int32_t on);
 
+/* Developer statistics (rpa-bench --verbose): how busy each thread was during
+   the attention phase of the last successful call made from the calling host
+   thread, as fractions of that phase's wall time. Writes up to max_threads
+   values to busy (thread 0 is the calling thread) and returns how many threads
+   the call used (0 before any call). An addition to ABI version 1. */
+RPA_API int32_t rpa_last_call_busy(double* busy, int32_t max_threads);
+
 /* One call: validate, then write the new K/V into the cache and attend. */
 RPA_API rpa_status rpa_ragged_paged_attention(
     const void* queries, /* [T, Hq, D] act_dtype */

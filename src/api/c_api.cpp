@@ -90,6 +90,13 @@ int rpa_set_tuning(const char* name, int32_t on) {
   return name != nullptr && rpa::set_tuning(name, on != 0) ? 0 : -1;
 }
 
+int32_t rpa_last_call_busy(double* busy, int32_t max_threads) {
+  const std::vector<double>& last = rpa::last_call_busy();
+  for (int32_t i = 0; busy != nullptr && i < max_threads && size_t(i) < last.size(); ++i)
+    busy[i] = last[size_t(i)];
+  return int32_t(last.size());
+}
+
 size_t rpa_cache_bytes(const rpa_cache_config* c) {
   if (!rpa::validate_cache_config(c).ok()) return 0;
   return rpa::cache_bytes(*c);

@@ -1,6 +1,7 @@
 #include "plan/plan.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <memory>
 
@@ -40,7 +41,18 @@ constexpr int64_t kDecodeItemsPerThread = 4;
 // queries, the partial result, the merge) stay small against its reads.
 constexpr int32_t kMinSplitTokens = 512;
 
+// Per host thread: the busy fractions of its last call's threads.
+thread_local std::vector<double> t_last_call_busy;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+const std::vector<double>& last_call_busy() { return t_last_call_busy; }
 
 Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const rpa_options* opts,
                     Plan* plan) {
@@ -191,6 +203,8 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
   std::unique_ptr<float[]> scratch(new float[scratch_floats_ * size_t(threads)]);
   std::unique_ptr<float[]> partials(
       new float[partial_floats(opts_.num_q_heads, cache_.head_dim) * size_t(num_partials_)]);
+  std::vector<int64_t> busy_ns(size_t(threads), 0);
+  t_last_call_busy.resize(size_t(threads));
 
   // The decode kernel writes its sequences' new tokens itself (fused); every
   // other new token is written first, since other items' rows read it.
@@ -224,7 +238,11 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
   call.partials = partials.get();
   call.prefetch = tuning_.prefetch ? 1 : 0;
 
+  // Each thread adds up the time it spends in items (a clock read per item:
+  // tens of ns against items of tens of us and more).
+  const int64_t phase_start = now_ns();
   ThreadPool::global().parallel_for(int64_t(items_.size()), threads, [&](int64_t i, int thread) {
+    const int64_t item_start = now_ns();
     const PlannedItem& p = items_[size_t(i)];
     float* s = scratch.get() + scratch_floats_ * size_t(thread);
     switch (p.kind) {
@@ -233,7 +251,10 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
       case SeqKind::kMixed: kernels_.mixed(call, p.item, s); break;
       case SeqKind::kGeneral: kernels_.general(call, p.item, s); break;
     }
+    busy_ns[size_t(thread)] += now_ns() - item_start;
   });
+  const double phase_ns = double(std::max<int64_t>(1, now_ns() - phase_start));
+  for (int t = 0; t < threads; ++t) t_last_call_busy[size_t(t)] = double(busy_ns[size_t(t)]) / phase_ns;
   ThreadPool::global().parallel_for(int64_t(merges_.size()), threads, [&](int64_t i, int) {
     const SplitMerge& m = merges_[size_t(i)];
     merge_partials(call.partials + partial_floats(opts_.num_q_heads, cache_.head_dim) * m.first,

@@ -70,4 +70,8 @@ class Plan {
   size_t scratch_floats_ = 0;  // per thread
 };
 
+// Busy fraction of each thread in the attention phase of the last call run on
+// the calling host thread (rpa_last_call_busy).
+const std::vector<double>& last_call_busy();
+
 }  // namespace rpa
