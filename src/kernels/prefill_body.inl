@@ -72,6 +72,17 @@ inline void tile_values(const float* p, int32_t p_stride, const float* vt, int32
     for (int v = 0; v < V; ++v) Ops::store(o + size_t(r) * o_stride + v * L, acc[r][v]);
 }
 
+// kLanes cache words from `words`, of which the first n are wanted: whole
+// vectors load unmasked (masked loads cost more, on Zen 3 most of all), the
+// last one of a run masked so nothing past the page or cache is touched.
+template <rpa_dtype kCache>
+inline void expand_run(const uint8_t* words, int32_t n, typename Ops::F* out) {
+  if (n >= Ops::kLanes)
+    Ops::template expand_words<kCache>(Ops::load_words_full(words), out);
+  else
+    Ops::template expand<kCache>(words, n, out);
+}
+
 // Widens positions [t0, t0 + n) of one kv head of a sequence (pages: its page
 // table row) into kt[dims][kt_stride] (dims = dim_groups * pack; dims past
 // head_dim are stored as 0) and vt[n][vt_stride] (columns past head_dim are
@@ -96,7 +107,7 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
       const uint8_t* words = k_block + size_t(g) * page_size * 4;
       for (int32_t s = slot_lo; s < slot_hi; s += L) {
         F x[kPack];
-        Ops::template expand<kCache>(words + size_t(s) * 4, min_i32(L, slot_hi - s), x);
+        expand_run<kCache>(words + size_t(s) * 4, slot_hi - s, x);
         for (int j = 0; j < kPack; ++j)
           Ops::store(kt + size_t(g * kPack + j) * kt_stride + col + (s - slot_lo), x[j]);
       }
@@ -104,7 +115,7 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
     for (int32_t sg = slot_lo / kPack; sg * kPack < slot_hi; ++sg) {
       for (int32_t d0 = 0; d0 < vt_stride; d0 += L) {
         F x[kPack];
-        Ops::template expand<kCache>(v_block + (size_t(sg) * D + d0) * 4, min_i32(L, D - d0), x);
+        expand_run<kCache>(v_block + (size_t(sg) * D + d0) * 4, D - d0, x);
         for (int j = 0; j < kPack; ++j) {
           const int32_t slot = sg * kPack + j;
           if (slot >= slot_lo && slot < slot_hi)
