@@ -172,13 +172,14 @@ std::vector<Violation> violations() {
   // Pages written by one sequence and used by another (update on).
   // seq 3: q 3, kv 10 -> writes positions 7..9, entries 1 and 2; entry 0 is read only.
   // seq 4: q 2, kv 7 -> writes positions 5..6, entry 1; entry 0 read only.
+  // The messages name both sequences; each check asks for one of them.
   add("two writers of a page", [](Case& c, Args&, B&, O&, C&) { page_entry(c, 4, 1) = page_entry(c, 3, 2); },
-      {"page"});
+      {"page", "written by sequence"}, 4);
   add("reader of a page another writes", [](Case& c, Args&, B&, O&, C&) { page_entry(c, 4, 0) = page_entry(c, 3, 1); },
-      {"page"});
+      {"page", "which writes new tokens"}, 3);
   add("a prefill writes the page a decode writes", [](Case& c, Args&, B&, O&, C&) {
     page_entry(c, 2, 0) = page_entry(c, 0, 1);  // seq 0: kv 5, its new token at position 4 = entry 1
-  }, {"page"});
+  }, {"page", "written by sequence"}, 2);
   add("a page twice in one sequence, written once", [](Case& c, Args&, B&, O&, C&) {
     page_entry(c, 3, 0) = page_entry(c, 3, 2);
   }, {"page"}, 3);
