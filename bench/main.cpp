@@ -63,7 +63,8 @@ struct Options {
       "  --ablate                 after each row, the same batch with one lever off:\n"
       "                           decode rows (D*, M1): the general kernel for decodes,\n"
       "                           a scatter pass before attention, no prefetch, no split-KV;\n"
-      "                           prefill rows (P*, M1): the general kernel for prefills\n"
+      "                           prefill rows (P*, M1): the general kernel for prefills;\n"
+      "                           every row: no prefetch\n"
       "  --verbose                under each row, each thread's busy fraction of the\n"
       "                           attention phase (last timed call)\n");
   std::exit(code);
@@ -265,6 +266,7 @@ Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* c
 // as a row on the same batch right after the default row.
 bool carries_decodes(const WorkloadSpec& w) { return w.id[0] == 'D' || w.id == "M1"; }
 bool carries_prefills(const WorkloadSpec& w) { return w.id[0] == 'P' || w.id == "M1"; }
+bool carries_any(const WorkloadSpec&) { return true; }
 
 struct Ablation {
   const char* variant;
@@ -276,8 +278,8 @@ constexpr Ablation kAblations[] = {
     {"general_kernel", "decode_kernel", carries_decodes},
     // new K/V written by a pass before attention
     {"scatter_first", "fused_update", carries_decodes},
-    // no software prefetch of the next page
-    {"no_prefetch", "prefetch", carries_decodes},
+    // no software prefetch of the next page (decode) or K/V block (prefill)
+    {"no_prefetch", "prefetch", carries_any},
     // long decodes not split over threads
     {"no_split_kv", "split_kv", carries_decodes},
     // prefill and mixed sequences through the general kernel

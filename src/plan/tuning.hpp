@@ -8,7 +8,7 @@ namespace rpa {
 struct Tuning {
   bool decode_kernel = true;  // decode sequences take the decode kernel (else the general one)
   bool fused_update = true;   // decode items write their own new token (else a scatter pass first)
-  bool prefetch = true;       // decode prefetches the next page into L2
+  bool prefetch = true;       // decode prefetches the next page, prefill the next K/V block
   bool split_kv = true;       // long decode sequences are split over threads
   bool prefill_kernel = true; // prefill and mixed sequences take the tiled kernel (else the general one)
 };
