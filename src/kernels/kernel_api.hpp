@@ -105,7 +105,8 @@ inline size_t prefill_scratch_floats(const CacheLayout& l, int32_t group, int32_
   const size_t N = kPrefillBlockTokens;
   const size_t dims = size_t(l.dim_groups) * l.pack;
   const size_t o_stride = round_up(size_t(l.head_dim), kMaxTileWidth);
-  return M * (dims + o_stride + N + 6) + dims * (N + kMaxLanes) + N * o_stride + 64;
+  // + up to 15 floats before each of the 11 regions, to start it on a 64-byte line.
+  return M * (dims + o_stride + N + 6) + dims * (N + kMaxLanes) + N * o_stride + 11 * 16;
 }
 
 }  // namespace

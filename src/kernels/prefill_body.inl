@@ -180,20 +180,28 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t G = c.group;
   const int32_t dims = lay.dim_groups * kPack;  // K rows, and the query's padded width
   const int32_t o_stride = int32_t(round_up(size_t(D), kTileWidth));
-  const int32_t kt_stride = N + L;
+  // Rows of the tiles start on 64-byte lines (strides of whole lines), so no
+  // vector load of the register tiles straddles two lines.
+  const int32_t kt_stride = N + int32_t(kMaxLanes);
   const int32_t M = (w.row_end - w.row_begin) * G;
 
-  float* q = scratch;                          // [M][dims], score scale folded in
-  float* o = q + size_t(M) * dims;             // [M][o_stride]
-  float* s = o + size_t(M) * o_stride;         // [M][N]: scores, then probabilities
-  float* kt = s + size_t(M) * N;               // [dims][kt_stride]
-  float* vt = kt + size_t(dims) * kt_stride;   // [N][o_stride]
-  float* m = vt + size_t(N) * o_stride;        // [M] running max
-  float* l = m + M;                            // [M] running sum
-  int32_t* lo = reinterpret_cast<int32_t*>(l + M);  // [M] first visible position
-  int32_t* hi = lo + M;                        // [M] one past the last
-  int32_t* col_lo = hi + M;                    // [M] the block's columns a row sees
-  int32_t* col_hi = col_lo + M;
+  float* next = scratch;
+  auto carve = [&next](size_t floats) {
+    float* region = reinterpret_cast<float*>((uintptr_t(next) + 63) & ~uintptr_t(63));
+    next = region + floats;
+    return region;
+  };
+  float* q = carve(size_t(M) * dims);          // [M][dims], score scale folded in
+  float* o = carve(size_t(M) * o_stride);      // [M][o_stride]
+  float* s = carve(size_t(M) * N);             // [M][N]: scores, then probabilities
+  float* kt = carve(size_t(dims) * kt_stride); // [dims][kt_stride]
+  float* vt = carve(size_t(N) * o_stride);     // [N][o_stride]
+  float* m = carve(M);                         // [M] running max
+  float* l = carve(M);                         // [M] running sum
+  int32_t* lo = reinterpret_cast<int32_t*>(carve(M));  // [M] first visible position
+  int32_t* hi = reinterpret_cast<int32_t*>(carve(M));  // [M] one past the last
+  int32_t* col_lo = reinterpret_cast<int32_t*>(carve(M));  // [M] the block's columns a row sees
+  int32_t* col_hi = reinterpret_cast<int32_t*>(carve(M));
 
   const int32_t kv_len = c.kv_lens[w.seq];
   const int32_t q_start = c.cu_q_lens[w.seq];
