@@ -4,6 +4,16 @@
 struct Ops {
   static constexpr int kLanes = 8;
   using F = __m256;
+
+  // Decode blocking (kernels/decode_body.inl) for 16 ymm registers. P.V:
+  // 4 rows x 2 vectors = 8 accumulators + expanded V + the broadcast p (4 x 4
+  // spilled accumulators to the stack on every FMA). Scores: two K chunks
+  // per pass, so each broadcast query element (no embedded broadcast before
+  // AVX-512) feeds two FMAs: a broadcast per FMA ran at ~0.7x the FMA rate
+  // on Zen 3 in a microbenchmark, one per two FMAs at ~0.95x.
+  static constexpr int kDecodeValueRows = 4;
+  static constexpr int kDecodeVecsPerBlock = 2;
+  static constexpr int kDecodeScoreChunks = 2;
   static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 
   static __m256i lane_index() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }

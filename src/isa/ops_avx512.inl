@@ -5,6 +5,13 @@ struct Ops {
   static constexpr int kLanes = 16;
   using F = __m512;
 
+  // Decode blocking (kernels/decode_body.inl): 32 zmm registers hold a P.V
+  // block of 4 rows x 4 vectors plus the expanded V words, and FMAs take the
+  // query broadcast from memory ({1to16}), so one K chunk per score pass.
+  static constexpr int kDecodeValueRows = 4;
+  static constexpr int kDecodeVecsPerBlock = 4;
+  static constexpr int kDecodeScoreChunks = 1;
+
 #ifdef RPA_OPS_BF16_DOT
   // AVX-512 BF16: acc lane i += sum over the pair of bf16(word i) * bf16(q_pair),
   // one vdpbf16ps per 16 tokens x 2 dims of K against a query dim pair.

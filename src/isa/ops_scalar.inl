@@ -5,6 +5,11 @@
 struct Ops {
   static constexpr int kLanes = 1;
   using F = float;
+
+  // Decode blocking (kernels/decode_body.inl), as on AVX-512.
+  static constexpr int kDecodeValueRows = 4;
+  static constexpr int kDecodeVecsPerBlock = 4;
+  static constexpr int kDecodeScoreChunks = 1;
   static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 
   static F zero() { return 0.0f; }

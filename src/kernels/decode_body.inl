@@ -4,16 +4,17 @@
 //
 // An item covers positions [kv_begin, kv_end) of one sequence for every kv
 // head, page by page: a page (all heads, K and V) is one contiguous run, and
-// while it is processed the next page is prefetched into L2, so the cache is
-// read as long runs rather than 4-8 KiB random blocks. For each (page, kv
-// head) the G query heads of that kv head share every K/V load:
+// while one (page, kv head) block is processed the next block is prefetched,
+// so the cache is read as long runs rather than 4-8 KiB random blocks. For each (page, kv
+// head) block the G query heads of that kv head share every K/V load:
 //   scores s[g][t] for the page's tokens -> one max/exp/sum per page and row
 //   -> acc[g][:] += p[g][t] v[t], with the accumulators in registers.
 
-// Software prefetch of the next page's block into L2, spread over the
-// current block's work: a burst of a whole block's lines would stall the loads
-// behind it (prefetches hold line fill buffers too), while a few lines per
-// step keep memory busy and the arithmetic running. Measured with rpa-bench
+// Software prefetch of the next block in processing order (the next kv head's
+// block, or the next page's first), spread over the current block's score
+// loop: a burst of a whole block's lines would stall the loads behind it
+// (prefetches hold line fill buffers too), while a line or two per K dim
+// group keeps memory busy and the arithmetic running. Measured with rpa-bench
 // --ablate (no_prefetch rows).
 struct PrefetchCursor {
   const uint8_t* next = nullptr;
@@ -34,61 +35,78 @@ struct PrefetchCursor {
   }
 };
 
-// Scores of GB query rows against one chunk of kLanes tokens of a K block
-// (n of them inside the page). kPack accumulators per row keep the FMA chains
-// independent; kFull chunks load without masks.
-template <rpa_dtype kCache, int GB, bool kFull>
+// Scores of GB query rows against kChunks chunks of kLanes tokens of a K
+// block (n of them inside the page). Each broadcast query element feeds the
+// kChunks chunks; kAccs accumulators per row and chunk keep GB * kChunks *
+// kAccs = 8 FMA chains independent (decode_score_rows); kFull chunks load
+// without masks.
+template <rpa_dtype kCache, int GB, int kChunks, bool kFull>
 inline void decode_chunk_scores(const float* q, int32_t q_width, const uint8_t* k_words,
                                 int32_t page_size, int32_t dim_groups, int32_t n, float* s,
-                                int32_t s_width) {
+                                int32_t s_width, PrefetchCursor* prefetch) {
+  constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
+  constexpr int kAccs = kChunks == 1 ? kPack : 1;
   using F = typename Ops::F;
-  F a[GB][kPack];
+  F a[GB][kChunks][kAccs];
   for (int b = 0; b < GB; ++b)
-    for (int j = 0; j < kPack; ++j) a[b][j] = Ops::zero();
+    for (int c = 0; c < kChunks; ++c)
+      for (int j = 0; j < kAccs; ++j) a[b][c][j] = Ops::zero();
   for (int32_t g = 0; g < dim_groups; ++g) {
+    prefetch->step();
     const uint8_t* words = k_words + size_t(g) * page_size * 4;
-    F k[kPack];
-    Ops::template expand_words<kCache>(kFull ? Ops::load_words_full(words) : Ops::load_words(words, n), k);
-    for (int b = 0; b < GB; ++b) {
-      const float* qg = q + size_t(b) * q_width + size_t(g) * kPack;
-      for (int j = 0; j < kPack; ++j) a[b][j] = Ops::fmadd(Ops::set1(qg[j]), k[j], a[b][j]);
+    F k[kChunks][kPack];
+    for (int c = 0; c < kChunks; ++c) {
+      const uint8_t* chunk = words + size_t(c) * L * 4;
+      Ops::template expand_words<kCache>(
+          kFull ? Ops::load_words_full(chunk) : Ops::load_words(chunk, max_i32(n - c * L, 0)), k[c]);
     }
+    for (int j = 0; j < kPack; ++j)
+      for (int b = 0; b < GB; ++b) {
+        const F qj = Ops::set1(q[size_t(b) * q_width + size_t(g) * kPack + j]);
+        for (int c = 0; c < kChunks; ++c)
+          a[b][c][j % kAccs] = Ops::fmadd(qj, k[c][j], a[b][c][j % kAccs]);
+      }
   }
-  for (int b = 0; b < GB; ++b) {
-    F sum = a[b][0];
-    for (int j = 1; j < kPack; ++j) sum = Ops::add(sum, a[b][j]);
-    Ops::store(s + size_t(b) * s_width, sum);
-  }
+  for (int b = 0; b < GB; ++b)
+    for (int c = 0; c < kChunks; ++c) {
+      F sum = a[b][c][0];
+      for (int j = 1; j < kAccs; ++j) sum = Ops::add(sum, a[b][c][j]);
+      Ops::store(s + size_t(b) * s_width + c * L, sum);
+    }
 }
 
-// Scores of GB query rows against the page's tokens [slot_lo, slot_hi).
+// Scores of GB query rows against the page's tokens [slot_lo, slot_hi), in
+// steps of kDecodeScoreChunks chunks from a step-aligned slot (s_width is a
+// multiple of kMaxLanes, so whole steps fit in a row of s).
 template <rpa_dtype kCache, int GB>
 inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_block, int32_t page_size,
                           int32_t dim_groups, int32_t slot_lo, int32_t slot_hi, float* s,
-                          int32_t s_width) {
-  constexpr int L = Ops::kLanes;
-  for (int32_t c0 = slot_lo / L * L; c0 < slot_hi; c0 += L) {
-    const int32_t n = min_i32(L, page_size - c0);
-    if (n == L)
-      decode_chunk_scores<kCache, GB, true>(q, q_width, k_block + size_t(c0) * 4, page_size,
-                                            dim_groups, n, s + c0, s_width);
+                          int32_t s_width, PrefetchCursor* prefetch) {
+  constexpr int kChunks = Ops::kDecodeScoreChunks;
+  constexpr int32_t kStep = kChunks * Ops::kLanes;
+  static_assert(kMaxLanes % kStep == 0);
+  for (int32_t c0 = slot_lo / kStep * kStep; c0 < slot_hi; c0 += kStep) {
+    const int32_t n = min_i32(kStep, page_size - c0);
+    if (n == kStep)
+      decode_chunk_scores<kCache, GB, kChunks, true>(q, q_width, k_block + size_t(c0) * 4,
+                                                     page_size, dim_groups, n, s + c0, s_width, prefetch);
     else
-      decode_chunk_scores<kCache, GB, false>(q, q_width, k_block + size_t(c0) * 4, page_size,
-                                             dim_groups, n, s + c0, s_width);
+      decode_chunk_scores<kCache, GB, kChunks, false>(q, q_width, k_block + size_t(c0) * 4,
+                                                      page_size, dim_groups, n, s + c0, s_width, prefetch);
   }
 }
 
 // acc[b][:] = alpha[b] * acc[b][:] + sum over slots of p[b][slot] * v[slot][:]
-// for GB rows, over kDecodeVecsPerBlock vectors of dims from d0 (kFull: all
-// inside head_dim, loaded without masks).
+// for GB rows, over Ops::kDecodeVecsPerBlock vectors of dims from d0 (kFull:
+// all inside head_dim, loaded without masks).
 template <rpa_dtype kCache, int GB, bool kFull>
 inline void decode_values_block(const float* p, int32_t s_width, const float* alpha,
                                 const uint8_t* v_block, int32_t head_dim, int32_t d0,
                                 int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
-  constexpr int kVecs = int(kDecodeVecsPerBlock);
+  constexpr int kVecs = Ops::kDecodeVecsPerBlock;
   using F = typename Ops::F;
   F o[GB][kVecs];
   for (int b = 0; b < GB; ++b)
@@ -120,10 +138,9 @@ inline void decode_values_block(const float* p, int32_t s_width, const float* al
 template <rpa_dtype kCache, int GB>
 inline void decode_values(const float* p, int32_t s_width, const float* alpha,
                           const uint8_t* v_block, int32_t head_dim, int32_t slot_lo,
-                          int32_t slot_hi, float* acc, int32_t acc_width, PrefetchCursor* prefetch) {
-  constexpr int32_t kBlock = int32_t(kDecodeVecsPerBlock) * Ops::kLanes;
+                          int32_t slot_hi, float* acc, int32_t acc_width) {
+  constexpr int32_t kBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
   for (int32_t d0 = 0; d0 < head_dim; d0 += kBlock) {
-    prefetch->step();
     if (d0 + kBlock <= head_dim)
       decode_values_block<kCache, GB, true>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
                                             slot_hi, acc, acc_width);
@@ -210,23 +227,26 @@ inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float
   }
 }
 
-// Query rows processed together: kPack accumulators per row, 8 in all, so
-// the FMA chains hide their latency without spilling.
+// Query rows scored together: with kPack accumulators per row and chunk
+// (kDecodeScoreChunks 1) or one (several chunks), 8 FMA chains in all hide
+// the FMA latency without spilling.
 template <rpa_dtype kCache>
-constexpr int decode_score_rows() { return 8 / pack_of(kCache); }
-inline constexpr int kDecodeValueRows = 4;
+constexpr int decode_score_rows() {
+  return Ops::kDecodeScoreChunks == 1 ? 8 / pack_of(kCache) : 8 / Ops::kDecodeScoreChunks;
+}
 
 template <rpa_dtype kCache, rpa_dtype kAct>
 void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kPack = pack_of(kCache);
   constexpr int kScoreRows = decode_score_rows<kCache>();
+  constexpr int32_t kScoreStep = Ops::kDecodeScoreChunks * Ops::kLanes;
   const CacheLayout& lay = c.layout;
   const int32_t D = lay.head_dim;
   const int32_t G = c.group;
   const int32_t Hq = c.num_q_heads;
   const int32_t page_size = lay.page_size;
   const int32_t q_width = lay.dim_groups * kPack;
-  const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kDecodeVecsPerBlock));
+  const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kMaxDecodeVecsPerBlock));
   const int32_t s_width = int32_t(round_up(size_t(page_size), kMaxLanes));
 
   float* q = scratch;                        // [Hq][q_width]
@@ -263,12 +283,14 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
       const uint8_t* v_block = k_block + lay.k_block_bytes;
       PrefetchCursor prefetch;
-      if (c.prefetch && has_next) {
-        const int32_t value_calls = (G + kDecodeValueRows - 1) / kDecodeValueRows;
-        const int32_t blocks = (D + int32_t(kDecodeVecsPerBlock) * Ops::kLanes - 1) /
-                               (int32_t(kDecodeVecsPerBlock) * Ops::kLanes);
-        prefetch.start(c.cache + k_block_offset(lay, pages[e + 1], kv_head), lay.head_bytes,
-                       size_t(value_calls * blocks));
+      const bool last_head = kv_head + 1 == lay.num_kv_heads;
+      if (c.prefetch && (has_next || !last_head)) {
+        const int32_t score_passes = G / kScoreRows + G % kScoreRows;
+        const int32_t score_steps =
+            (slot_hi - slot_lo / kScoreStep * kScoreStep + kScoreStep - 1) / kScoreStep;
+        prefetch.start(c.cache + (last_head ? k_block_offset(lay, pages[e + 1], 0)
+                                            : k_block_offset(lay, pages[e], kv_head + 1)),
+                       lay.head_bytes, size_t(score_passes * score_steps * lay.dim_groups));
       }
       const int32_t h0 = kv_head * G;
       for (int32_t g = 0; g < G; g += kScoreRows) {
@@ -276,28 +298,28 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         float* sg = s + size_t(g) * s_width;
         if (G - g >= kScoreRows) {
           decode_scores<kCache, kScoreRows>(qg, q_width, k_block, page_size, lay.dim_groups,
-                                            slot_lo, slot_hi, sg, s_width);
+                                            slot_lo, slot_hi, sg, s_width, &prefetch);
         } else {
           for (int32_t b = 0; b < G - g; ++b)
             decode_scores<kCache, 1>(qg + size_t(b) * q_width, q_width, k_block, page_size,
                                      lay.dim_groups, slot_lo, slot_hi, sg + size_t(b) * s_width,
-                                     s_width);
+                                     s_width, &prefetch);
         }
       }
       for (int32_t g = 0; g < G; ++g)
         alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, 1.0f, c.k_scale, c.soft_cap,
                                        &m[h0 + g], &l[h0 + g]);
-      for (int32_t g = 0; g < G; g += kDecodeValueRows) {
+      for (int32_t g = 0; g < G; g += Ops::kDecodeValueRows) {
         const float* pg = s + size_t(g) * s_width;
         float* ag = acc + size_t(h0 + g) * acc_width;
-        if (G - g >= kDecodeValueRows) {
-          decode_values<kCache, kDecodeValueRows>(pg, s_width, alpha + h0 + g, v_block, D,
-                                                  slot_lo, slot_hi, ag, acc_width, &prefetch);
+        if (G - g >= Ops::kDecodeValueRows) {
+          decode_values<kCache, Ops::kDecodeValueRows>(pg, s_width, alpha + h0 + g, v_block, D,
+                                                  slot_lo, slot_hi, ag, acc_width);
         } else {
           for (int32_t b = 0; b < G - g; ++b)
             decode_values<kCache, 1>(pg + size_t(b) * s_width, s_width, alpha + h0 + g + b,
                                      v_block, D, slot_lo, slot_hi, ag + size_t(b) * acc_width,
-                                     acc_width, &prefetch);
+                                     acc_width);
         }
       }
       prefetch.finish();
