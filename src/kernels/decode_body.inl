@@ -58,7 +58,7 @@ inline void decode_chunk_scores(const float* q, int32_t q_width, const uint8_t* 
     F k[kChunks][kPack];
     for (int c = 0; c < kChunks; ++c) {
       const uint8_t* chunk = words + size_t(c) * L * 4;
-      Ops::template expand_words<kCache>(
+      Ops::template decode_expand_words<kCache>(
           kFull ? Ops::load_words_full(chunk) : Ops::load_words(chunk, max_i32(n - c * L, 0)), k[c]);
     }
     for (int j = 0; j < kPack; ++j)
@@ -100,10 +100,12 @@ inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_bloc
 // acc[b][:] = alpha[b] * acc[b][:] + sum over slots of p[b][slot] * v[slot][:]
 // for GB rows, over Ops::kDecodeVecsPerBlock vectors of dims from d0 (kFull:
 // all inside head_dim, loaded without masks).
+// Inlined into decode_values: as a call per block its prologue and epilogue
+// copied the accumulators through the stack (~5% of a page-16 decode).
 template <rpa_dtype kCache, int GB, bool kFull>
-inline void decode_values_block(const float* p, int32_t s_width, const float* alpha,
-                                const uint8_t* v_block, int32_t head_dim, int32_t d0,
-                                int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width) {
+[[gnu::always_inline]] inline void decode_values_block(
+    const float* p, int32_t s_width, const float* alpha, const uint8_t* v_block, int32_t head_dim,
+    int32_t d0, int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
   constexpr int kVecs = Ops::kDecodeVecsPerBlock;
@@ -116,7 +118,7 @@ inline void decode_values_block(const float* p, int32_t s_width, const float* al
     F x[kVecs][kPack];
     for (int v = 0; v < kVecs; ++v) {
       const uint8_t* words = v_block + (size_t(g) * head_dim + d0 + v * L) * 4;
-      Ops::template expand_words<kCache>(
+      Ops::template decode_expand_words<kCache>(
           kFull ? Ops::load_words_full(words) : Ops::load_words(words, head_dim - (d0 + v * L)), x[v]);
     }
     // Slots of this word outside [slot_lo, slot_hi) are never multiplied:
@@ -151,10 +153,12 @@ inline void decode_values(const float* p, int32_t s_width, const float* alpha,
 }
 
 // Softmax step of one row over the page's scores: masks slots outside
-// [slot_lo, slot_hi), applies the score scale (when not folded into q), then
-// k_scale (two multiplies: their product may overflow where the score does
-// not), and the soft cap, updates m and l, turns the scores
-// into probabilities in place and returns the rescale factor of acc.
+// [slot_lo, slot_hi) (in the edge chunks only: a lane mask costs ~6 vector
+// ops per chunk, more than the rest of the first pass), applies the score
+// scale (when not folded into q), then k_scale (two multiplies: their product
+// may overflow where the score does not), and the soft cap, updates m and l,
+// turns the scores into probabilities in place and returns the rescale
+// factor of acc.
 inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float scale,
                             float k_scale, float soft_cap, float* m, float* l) {
   constexpr int L = Ops::kLanes;
@@ -166,7 +170,8 @@ inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float sc
     if (scale != 1.0f) x = Ops::mul(x, Ops::set1(scale));
     if (k_scale != 1.0f) x = Ops::mul(x, Ops::set1(k_scale));
     if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
-    x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
+    if (c0 < slot_lo || c0 + L > slot_hi)
+      x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
     Ops::store(s + c0, x);
     mx = Ops::max(mx, x);
   }
@@ -176,8 +181,8 @@ inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float sc
   const float alpha = m_new > m_old ? Ops::exp1(m_old - m_new) : 1.0f;
   F sum = Ops::zero();
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
-    const F e = Ops::keep_lanes(Ops::exp(Ops::sub(Ops::load(s + c0), Ops::set1(m_new))),
-                                slot_lo - c0, slot_hi - c0, 0.0f);
+    F e = Ops::exp(Ops::sub(Ops::load(s + c0), Ops::set1(m_new)));
+    if (c0 < slot_lo || c0 + L > slot_hi) e = Ops::keep_lanes(e, slot_lo - c0, slot_hi - c0, 0.0f);
     Ops::store(s + c0, e);
     sum = Ops::add(sum, e);
   }
@@ -203,10 +208,11 @@ inline void decode_write_new_token(const AttentionCall& c, int32_t seq) {
               c.v_scale);
 }
 
-// The item's result: out rows, or a partial result for the split-KV merge.
+// The item's result: out rows, or a partial result for the split-KV merge;
+// acc_scale undoes the scale of the expanded V (Ops::decode_expand_scale).
 template <rpa_dtype kAct>
 inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float* m, const float* l,
-                          const float* acc, int32_t acc_width) {
+                          const float* acc, int32_t acc_width, float acc_scale = 1.0f) {
   const int32_t Hq = c.num_q_heads;
   const int32_t D = c.layout.head_dim;
   if (w.partial >= 0) {
@@ -215,7 +221,7 @@ inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float
       part[h] = m[h];
       part[Hq + h] = l[h];
       for (int32_t d = 0; d < D; ++d)
-        part[2 * size_t(Hq) + size_t(h) * D + d] = acc[size_t(h) * acc_width + d];
+        part[2 * size_t(Hq) + size_t(h) * D + d] = acc[size_t(h) * acc_width + d] * acc_scale;
     }
     return;
   }
@@ -223,7 +229,8 @@ inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float
   for (int32_t h = 0; h < Hq; ++h) {
     const float inv = c.v_scale / l[h];
     for (int32_t d = 0; d < D; ++d)
-      store_act(c.out, (size_t(row) * Hq + h) * D + d, kAct, acc[size_t(h) * acc_width + d] * inv);
+      store_act(c.out, (size_t(row) * Hq + h) * D + d, kAct,
+                acc[size_t(h) * acc_width + d] * acc_scale * inv);
   }
 }
 
@@ -240,6 +247,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kPack = pack_of(kCache);
   constexpr int kScoreRows = decode_score_rows<kCache>();
   constexpr int32_t kScoreStep = Ops::kDecodeScoreChunks * Ops::kLanes;
+  constexpr float kExpandScale = Ops::template decode_expand_scale<kCache>();
   const CacheLayout& lay = c.layout;
   const int32_t D = lay.head_dim;
   const int32_t G = c.group;
@@ -306,9 +314,11 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
                                      s_width, &prefetch);
         }
       }
+      // sm_scale is folded into q; the scores carry the expand's scale.
       for (int32_t g = 0; g < G; ++g)
-        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, 1.0f, c.k_scale, c.soft_cap,
-                                       &m[h0 + g], &l[h0 + g]);
+        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi,
+                                       1.0f / kExpandScale, c.k_scale, c.soft_cap, &m[h0 + g],
+                                       &l[h0 + g]);
       for (int32_t g = 0; g < G; g += Ops::kDecodeValueRows) {
         const float* pg = s + size_t(g) * s_width;
         float* ag = acc + size_t(h0 + g) * acc_width;
@@ -326,5 +336,5 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
     }
   }
 
-  decode_finish<kAct>(c, w, m, l, acc, acc_width);
+  decode_finish<kAct>(c, w, m, l, acc, acc_width, 1.0f / kExpandScale);
 }
