@@ -11,11 +11,12 @@
 //   -> acc[g][:] += p[g][t] v[t], with the accumulators in registers.
 
 // Software prefetch of the next block in processing order (the next kv head's
-// block, or the next page's first), spread over the current block's score
-// loop: a burst of a whole block's lines would stall the loads behind it
-// (prefetches hold line fill buffers too), while a line or two per K dim
-// group keeps memory busy and the arithmetic running. Measured with rpa-bench
-// --ablate (no_prefetch rows).
+// block, or the next page's first), spread evenly over the current block's
+// score and P.V loops (about a line per K dim group and per V word row): a
+// burst of lines stalls the loads behind it (prefetches hold miss buffers
+// too; in a perf profile a third of the score loop's samples sat on the
+// prefetch when it ran in the score loop alone). Measured with rpa-bench
+// --ablate (no_prefetch rows) and a single-thread L3-resident decode.
 struct PrefetchCursor {
   const uint8_t* next = nullptr;
   const uint8_t* end = nullptr;
@@ -58,8 +59,9 @@ inline void decode_chunk_scores(const float* q, int32_t q_width, const uint8_t* 
     F k[kChunks][kPack];
     for (int c = 0; c < kChunks; ++c) {
       const uint8_t* chunk = words + size_t(c) * L * 4;
-      Ops::template decode_expand_words<kCache>(
-          kFull ? Ops::load_words_full(chunk) : Ops::load_words(chunk, max_i32(n - c * L, 0)), k[c]);
+      const typename Ops::W w =
+          kFull ? Ops::load_words_full(chunk) : Ops::load_words(chunk, max_i32(n - c * L, 0));
+      Ops::template decode_expand_words<kCache>(w, k[c]);
     }
     for (int j = 0; j < kPack; ++j)
       for (int b = 0; b < GB; ++b) {
@@ -88,12 +90,13 @@ inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_bloc
   static_assert(kMaxLanes % kStep == 0);
   for (int32_t c0 = slot_lo / kStep * kStep; c0 < slot_hi; c0 += kStep) {
     const int32_t n = min_i32(kStep, page_size - c0);
+    const uint8_t* k_words = k_block + size_t(c0) * 4;
     if (n == kStep)
-      decode_chunk_scores<kCache, GB, kChunks, true>(q, q_width, k_block + size_t(c0) * 4,
-                                                     page_size, dim_groups, n, s + c0, s_width, prefetch);
+      decode_chunk_scores<kCache, GB, kChunks, true>(q, q_width, k_words, page_size, dim_groups, n,
+                                                     s + c0, s_width, prefetch);
     else
-      decode_chunk_scores<kCache, GB, kChunks, false>(q, q_width, k_block + size_t(c0) * 4,
-                                                      page_size, dim_groups, n, s + c0, s_width, prefetch);
+      decode_chunk_scores<kCache, GB, kChunks, false>(q, q_width, k_words, page_size, dim_groups,
+                                                      n, s + c0, s_width, prefetch);
   }
 }
 
@@ -105,7 +108,8 @@ inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_bloc
 template <rpa_dtype kCache, int GB, bool kFull>
 [[gnu::always_inline]] inline void decode_values_block(
     const float* p, int32_t s_width, const float* alpha, const uint8_t* v_block, int32_t head_dim,
-    int32_t d0, int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width) {
+    int32_t d0, int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width,
+    PrefetchCursor* prefetch) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
   constexpr int kVecs = Ops::kDecodeVecsPerBlock;
@@ -115,6 +119,7 @@ template <rpa_dtype kCache, int GB, bool kFull>
     for (int v = 0; v < kVecs; ++v)
       o[b][v] = Ops::mul(Ops::load(acc + size_t(b) * acc_width + d0 + v * L), Ops::set1(alpha[b]));
   for (int32_t g = slot_lo / kPack; g * kPack < slot_hi; ++g) {
+    prefetch->step();
     F x[kVecs][kPack];
     for (int v = 0; v < kVecs; ++v) {
       const uint8_t* words = v_block + (size_t(g) * head_dim + d0 + v * L) * 4;
@@ -140,15 +145,16 @@ template <rpa_dtype kCache, int GB, bool kFull>
 template <rpa_dtype kCache, int GB>
 inline void decode_values(const float* p, int32_t s_width, const float* alpha,
                           const uint8_t* v_block, int32_t head_dim, int32_t slot_lo,
-                          int32_t slot_hi, float* acc, int32_t acc_width) {
+                          int32_t slot_hi, float* acc, int32_t acc_width,
+                          PrefetchCursor* prefetch) {
   constexpr int32_t kBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
   for (int32_t d0 = 0; d0 < head_dim; d0 += kBlock) {
     if (d0 + kBlock <= head_dim)
       decode_values_block<kCache, GB, true>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
-                                            slot_hi, acc, acc_width);
+                                            slot_hi, acc, acc_width, prefetch);
     else
       decode_values_block<kCache, GB, false>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
-                                             slot_hi, acc, acc_width);
+                                             slot_hi, acc, acc_width, prefetch);
   }
 }
 
@@ -247,6 +253,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kPack = pack_of(kCache);
   constexpr int kScoreRows = decode_score_rows<kCache>();
   constexpr int32_t kScoreStep = Ops::kDecodeScoreChunks * Ops::kLanes;
+  constexpr int32_t kValueBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
   constexpr float kExpandScale = Ops::template decode_expand_scale<kCache>();
   const CacheLayout& lay = c.layout;
   const int32_t D = lay.head_dim;
@@ -294,11 +301,16 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const bool last_head = kv_head + 1 == lay.num_kv_heads;
       if (c.prefetch && (has_next || !last_head)) {
         const int32_t score_passes = G / kScoreRows + G % kScoreRows;
-        const int32_t score_steps =
+        const int32_t score_chunks =
             (slot_hi - slot_lo / kScoreStep * kScoreStep + kScoreStep - 1) / kScoreStep;
+        const int32_t value_passes = G / Ops::kDecodeValueRows + G % Ops::kDecodeValueRows;
+        const int32_t value_blocks = (D + kValueBlock - 1) / kValueBlock;
+        const int32_t value_groups = (slot_hi - 1) / kPack - slot_lo / kPack + 1;
+        const int32_t steps = score_passes * score_chunks * lay.dim_groups +
+                              value_passes * value_blocks * value_groups;
         prefetch.start(c.cache + (last_head ? k_block_offset(lay, pages[e + 1], 0)
                                             : k_block_offset(lay, pages[e], kv_head + 1)),
-                       lay.head_bytes, size_t(score_passes * score_steps * lay.dim_groups));
+                       lay.head_bytes, size_t(steps));
       }
       const int32_t h0 = kv_head * G;
       for (int32_t g = 0; g < G; g += kScoreRows) {
@@ -324,12 +336,12 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         float* ag = acc + size_t(h0 + g) * acc_width;
         if (G - g >= Ops::kDecodeValueRows) {
           decode_values<kCache, Ops::kDecodeValueRows>(pg, s_width, alpha + h0 + g, v_block, D,
-                                                  slot_lo, slot_hi, ag, acc_width);
+                                                  slot_lo, slot_hi, ag, acc_width, &prefetch);
         } else {
           for (int32_t b = 0; b < G - g; ++b)
             decode_values<kCache, 1>(pg + size_t(b) * s_width, s_width, alpha + h0 + g + b,
                                      v_block, D, slot_lo, slot_hi, ag + size_t(b) * acc_width,
-                                     acc_width);
+                                     acc_width, &prefetch);
         }
       }
       prefetch.finish();
