@@ -158,45 +158,69 @@ inline void decode_values(const float* p, int32_t s_width, const float* alpha,
   }
 }
 
-// Softmax step of one row over the page's scores: masks slots outside
-// [slot_lo, slot_hi) (in the edge chunks only: a lane mask costs ~6 vector
-// ops per chunk, more than the rest of the first pass), applies the score
-// scale (when not folded into q), then k_scale (two multiplies: their product
-// may overflow where the score does not), and the soft cap, updates m and l,
-// turns the scores into probabilities in place and returns the rescale
-// factor of acc.
-inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float scale,
-                            float k_scale, float soft_cap, float* m, float* l) {
+// Softmax step of R rows over the page's scores (rows s_width apart): masks
+// slots outside [slot_lo, slot_hi) (in the edge chunks only: a lane mask
+// costs ~6 vector ops per chunk, more than the rest of the first pass),
+// applies the score scale (when not folded into q), then k_scale (two
+// multiplies: their product may overflow where the score does not), and the
+// soft cap, updates m and l, turns the scores into probabilities in place and
+// sets alpha, the rescale factor of acc. The rows go together so their exp
+// polynomials (a ~40-cycle dependent chain) overlap: one row at a time, a
+// page-16 page has only two chunks per row, and the softmax took ~18% of a
+// single-thread bf16 decode in a perf profile.
+template <int R>
+inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int32_t slot_hi,
+                                float scale, float k_scale, float soft_cap, float* m, float* l,
+                                float* alpha) {
   constexpr int L = Ops::kLanes;
   using F = typename Ops::F;
   const int32_t c_begin = slot_lo / L * L;
-  F mx = Ops::set1(-INFINITY);
+  F mx[R];
+  for (int r = 0; r < R; ++r) mx[r] = Ops::set1(-INFINITY);
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
-    F x = Ops::load(s + c0);
-    if (scale != 1.0f) x = Ops::mul(x, Ops::set1(scale));
-    if (k_scale != 1.0f) x = Ops::mul(x, Ops::set1(k_scale));
-    if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
-    if (c0 < slot_lo || c0 + L > slot_hi)
-      x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
-    Ops::store(s + c0, x);
-    mx = Ops::max(mx, x);
+    const bool edge = c0 < slot_lo || c0 + L > slot_hi;
+    for (int r = 0; r < R; ++r) {
+      float* sr = s + size_t(r) * s_width;
+      F x = Ops::load(sr + c0);
+      if (scale != 1.0f) x = Ops::mul(x, Ops::set1(scale));
+      if (k_scale != 1.0f) x = Ops::mul(x, Ops::set1(k_scale));
+      if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
+      if (edge) x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
+      Ops::store(sr + c0, x);
+      mx[r] = Ops::max(mx[r], x);
+    }
   }
-  const float m_old = *m;
-  const float page_max = Ops::reduce_max(mx);
-  const float m_new = page_max > m_old ? page_max : m_old;
-  const float alpha = m_new > m_old ? Ops::exp1(m_old - m_new) : 1.0f;
-  F sum = Ops::zero();
+  float m_new[R];
+  F sum[R];
+  for (int r = 0; r < R; ++r) {
+    const float page_max = Ops::reduce_max(mx[r]);
+    m_new[r] = page_max > m[r] ? page_max : m[r];
+    alpha[r] = m_new[r] > m[r] ? Ops::exp1(m[r] - m_new[r]) : 1.0f;
+    sum[r] = Ops::zero();
+  }
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
-    F e = Ops::exp(Ops::sub(Ops::load(s + c0), Ops::set1(m_new)));
-    if (c0 < slot_lo || c0 + L > slot_hi) e = Ops::keep_lanes(e, slot_lo - c0, slot_hi - c0, 0.0f);
-    Ops::store(s + c0, e);
-    sum = Ops::add(sum, e);
+    const bool edge = c0 < slot_lo || c0 + L > slot_hi;
+    for (int r = 0; r < R; ++r) {
+      float* sr = s + size_t(r) * s_width;
+      F e = Ops::exp(Ops::sub(Ops::load(sr + c0), Ops::set1(m_new[r])));
+      if (edge) e = Ops::keep_lanes(e, slot_lo - c0, slot_hi - c0, 0.0f);
+      Ops::store(sr + c0, e);
+      sum[r] = Ops::add(sum[r], e);
+    }
   }
-  *l = *l * alpha + Ops::reduce_add(sum);
-  *m = m_new;
-  return alpha;
+  for (int r = 0; r < R; ++r) {
+    l[r] = l[r] * alpha[r] + Ops::reduce_add(sum[r]);
+    m[r] = m_new[r];
+  }
 }
 
+// One row's softmax step; returns alpha.
+inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float scale,
+                            float k_scale, float soft_cap, float* m, float* l) {
+  float alpha;
+  decode_softmax_rows<1>(s, 0, slot_lo, slot_hi, scale, k_scale, soft_cap, m, l, &alpha);
+  return alpha;
+}
 
 // The fused update: the item holding a decode sequence's last position
 // writes the sequence's new token before anything reads it.
@@ -254,6 +278,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kScoreRows = decode_score_rows<kCache>();
   constexpr int32_t kScoreStep = Ops::kDecodeScoreChunks * Ops::kLanes;
   constexpr int32_t kValueBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
+  constexpr int kSoftmaxRows = 4;
   constexpr float kExpandScale = Ops::template decode_expand_scale<kCache>();
   const CacheLayout& lay = c.layout;
   const int32_t D = lay.head_dim;
@@ -327,10 +352,15 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         }
       }
       // sm_scale is folded into q; the scores carry the expand's scale.
-      for (int32_t g = 0; g < G; ++g)
-        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi,
-                                       1.0f / kExpandScale, c.k_scale, c.soft_cap, &m[h0 + g],
-                                       &l[h0 + g]);
+      int32_t g_soft = 0;
+      for (; g_soft + kSoftmaxRows <= G; g_soft += kSoftmaxRows)
+        decode_softmax_rows<kSoftmaxRows>(s + size_t(g_soft) * s_width, s_width, slot_lo, slot_hi,
+                                          1.0f / kExpandScale, c.k_scale, c.soft_cap,
+                                          &m[h0 + g_soft], &l[h0 + g_soft], &alpha[h0 + g_soft]);
+      for (; g_soft < G; ++g_soft)
+        alpha[h0 + g_soft] = decode_softmax(s + size_t(g_soft) * s_width, slot_lo, slot_hi,
+                                            1.0f / kExpandScale, c.k_scale, c.soft_cap,
+                                            &m[h0 + g_soft], &l[h0 + g_soft]);
       for (int32_t g = 0; g < G; g += Ops::kDecodeValueRows) {
         const float* pg = s + size_t(g) * s_width;
         float* ag = acc + size_t(h0 + g) * acc_width;
