@@ -9,6 +9,13 @@ struct Ops {
   static constexpr int kTileVecs = 2;
   using F = __m512;
 
+  // Decode blocking (kernels/decode_body.inl): 32 zmm registers hold a P.V
+  // block of 4 rows x 4 vectors plus the expanded V words, and FMAs take the
+  // query broadcast from memory ({1to16}), so one K chunk per score pass.
+  static constexpr int kDecodeValueRows = 4;
+  static constexpr int kDecodeVecsPerBlock = 4;
+  static constexpr int kDecodeScoreChunks = 1;
+
 #ifdef RPA_OPS_BF16_DOT
   // AVX-512 BF16: acc lane i += sum over the pair of bf16(word i) * bf16(q_pair),
   // one vdpbf16ps per 16 tokens x 2 dims of K against a query dim pair.
@@ -92,6 +99,11 @@ struct Ops {
   static void expand(const uint8_t* words, int32_t n, F* out) {
     expand_words<kCache>(load_words(words, n), out);
   }
+  // The decode's expand (see ops_avx2.inl): here expand_words, unscaled.
+  template <rpa_dtype kCache>
+  static constexpr float decode_expand_scale() { return 1.0f; }
+  template <rpa_dtype kCache>
+  static void decode_expand_words(W w, F* out) { expand_words<kCache>(w, out); }
   template <rpa_dtype kCache>
   static void expand_words(W w, F* out) {
     const __m512i byte_mask = _mm512_set1_epi32(0xff);

@@ -9,6 +9,11 @@ struct Ops {
   static constexpr int kTileRows = 4;
   static constexpr int kTileVecs = 1;
   using F = float;
+
+  // Decode blocking (kernels/decode_body.inl), as on AVX-512.
+  static constexpr int kDecodeValueRows = 4;
+  static constexpr int kDecodeVecsPerBlock = 4;
+  static constexpr int kDecodeScoreChunks = 1;
   static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 
   static F zero() { return 0.0f; }
@@ -42,6 +47,11 @@ struct Ops {
   static void expand(const uint8_t* word, int32_t n, F* out) {
     expand_words<kCache>(load_words(word, n), out);
   }
+  // The decode's expand (see ops_avx2.inl): here expand_words, unscaled.
+  template <rpa_dtype kCache>
+  static constexpr float decode_expand_scale() { return 1.0f; }
+  template <rpa_dtype kCache>
+  static void decode_expand_words(W w, F* out) { expand_words<kCache>(w, out); }
   template <rpa_dtype kCache>
   static void expand_words(W word, F* out) {
     for (int j = 0; j < 4 / int(dtype_size(kCache)); ++j)

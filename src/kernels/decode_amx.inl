@@ -133,7 +133,7 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
   const int32_t Hq = c.num_q_heads;
   const int32_t page_size = lay.page_size;
   const int32_t pv_tokens = amx_pv_tokens(page_size);
-  const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kDecodeVecsPerBlock));
+  const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kMaxDecodeVecsPerBlock));
   const int32_t s_width = int32_t(round_up(size_t(page_size), kMaxLanes));
   const int32_t full_chunks = D / 32;
   const bool dim_tail = D % 32 != 0;

@@ -4,17 +4,19 @@
 //
 // An item covers positions [kv_begin, kv_end) of one sequence for every kv
 // head, page by page: a page (all heads, K and V) is one contiguous run, and
-// while it is processed the next page is prefetched into L2, so the cache is
-// read as long runs rather than 4-8 KiB random blocks. For each (page, kv
-// head) the G query heads of that kv head share every K/V load:
+// while one (page, kv head) block is processed the next block is prefetched,
+// so the cache is read as long runs rather than 4-8 KiB random blocks. For each (page, kv
+// head) block the G query heads of that kv head share every K/V load:
 //   scores s[g][t] for the page's tokens -> one max/exp/sum per page and row
 //   -> acc[g][:] += p[g][t] v[t], with the accumulators in registers.
 
-// Software prefetch of the next page's block into L2, spread over the
-// current block's work: a burst of a whole block's lines would stall the loads
-// behind it (prefetches hold line fill buffers too), while a few lines per
-// step keep memory busy and the arithmetic running. Measured with rpa-bench
-// --ablate (no_prefetch rows).
+// Software prefetch of the next block in processing order (the next kv head's
+// block, or the next page's first), spread evenly over the current block's
+// score and P.V loops (about a line per K dim group and per V word row): a
+// burst of lines stalls the loads behind it (prefetches hold miss buffers
+// too; in a perf profile a third of the score loop's samples sat on the
+// prefetch when it ran in the score loop alone). Measured with rpa-bench
+// --ablate (no_prefetch rows) and a single-thread L3-resident decode.
 struct PrefetchCursor {
   const uint8_t* next = nullptr;
   const uint8_t* end = nullptr;
@@ -34,71 +36,94 @@ struct PrefetchCursor {
   }
 };
 
-// Scores of GB query rows against one chunk of kLanes tokens of a K block
-// (n of them inside the page). kPack accumulators per row keep the FMA chains
-// independent; kFull chunks load without masks.
-template <rpa_dtype kCache, int GB, bool kFull>
+// Scores of GB query rows against kChunks chunks of kLanes tokens of a K
+// block (n of them inside the page). Each broadcast query element feeds the
+// kChunks chunks; kAccs accumulators per row and chunk keep GB * kChunks *
+// kAccs = 8 FMA chains independent (decode_score_rows); kFull chunks load
+// without masks.
+template <rpa_dtype kCache, int GB, int kChunks, bool kFull>
 inline void decode_chunk_scores(const float* q, int32_t q_width, const uint8_t* k_words,
                                 int32_t page_size, int32_t dim_groups, int32_t n, float* s,
-                                int32_t s_width) {
+                                int32_t s_width, PrefetchCursor* prefetch) {
+  constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
+  constexpr int kAccs = kChunks == 1 ? kPack : 1;
   using F = typename Ops::F;
-  F a[GB][kPack];
+  F a[GB][kChunks][kAccs];
   for (int b = 0; b < GB; ++b)
-    for (int j = 0; j < kPack; ++j) a[b][j] = Ops::zero();
+    for (int c = 0; c < kChunks; ++c)
+      for (int j = 0; j < kAccs; ++j) a[b][c][j] = Ops::zero();
   for (int32_t g = 0; g < dim_groups; ++g) {
+    prefetch->step();
     const uint8_t* words = k_words + size_t(g) * page_size * 4;
-    F k[kPack];
-    Ops::template expand_words<kCache>(kFull ? Ops::load_words_full(words) : Ops::load_words(words, n), k);
-    for (int b = 0; b < GB; ++b) {
-      const float* qg = q + size_t(b) * q_width + size_t(g) * kPack;
-      for (int j = 0; j < kPack; ++j) a[b][j] = Ops::fmadd(Ops::set1(qg[j]), k[j], a[b][j]);
+    F k[kChunks][kPack];
+    for (int c = 0; c < kChunks; ++c) {
+      const uint8_t* chunk = words + size_t(c) * L * 4;
+      const typename Ops::W w =
+          kFull ? Ops::load_words_full(chunk) : Ops::load_words(chunk, max_i32(n - c * L, 0));
+      Ops::template decode_expand_words<kCache>(w, k[c]);
     }
+    for (int j = 0; j < kPack; ++j)
+      for (int b = 0; b < GB; ++b) {
+        const F qj = Ops::set1(q[size_t(b) * q_width + size_t(g) * kPack + j]);
+        for (int c = 0; c < kChunks; ++c)
+          a[b][c][j % kAccs] = Ops::fmadd(qj, k[c][j], a[b][c][j % kAccs]);
+      }
   }
-  for (int b = 0; b < GB; ++b) {
-    F sum = a[b][0];
-    for (int j = 1; j < kPack; ++j) sum = Ops::add(sum, a[b][j]);
-    Ops::store(s + size_t(b) * s_width, sum);
-  }
+  for (int b = 0; b < GB; ++b)
+    for (int c = 0; c < kChunks; ++c) {
+      F sum = a[b][c][0];
+      for (int j = 1; j < kAccs; ++j) sum = Ops::add(sum, a[b][c][j]);
+      Ops::store(s + size_t(b) * s_width + c * L, sum);
+    }
 }
 
-// Scores of GB query rows against the page's tokens [slot_lo, slot_hi).
+// Scores of GB query rows against the page's tokens [slot_lo, slot_hi), in
+// steps of kDecodeScoreChunks chunks from a step-aligned slot (s_width is a
+// multiple of kMaxLanes, so whole steps fit in a row of s).
 template <rpa_dtype kCache, int GB>
 inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_block, int32_t page_size,
                           int32_t dim_groups, int32_t slot_lo, int32_t slot_hi, float* s,
-                          int32_t s_width) {
-  constexpr int L = Ops::kLanes;
-  for (int32_t c0 = slot_lo / L * L; c0 < slot_hi; c0 += L) {
-    const int32_t n = min_i32(L, page_size - c0);
-    if (n == L)
-      decode_chunk_scores<kCache, GB, true>(q, q_width, k_block + size_t(c0) * 4, page_size,
-                                            dim_groups, n, s + c0, s_width);
+                          int32_t s_width, PrefetchCursor* prefetch) {
+  constexpr int kChunks = Ops::kDecodeScoreChunks;
+  constexpr int32_t kStep = kChunks * Ops::kLanes;
+  static_assert(kMaxLanes % kStep == 0);
+  for (int32_t c0 = slot_lo / kStep * kStep; c0 < slot_hi; c0 += kStep) {
+    const int32_t n = min_i32(kStep, page_size - c0);
+    const uint8_t* k_words = k_block + size_t(c0) * 4;
+    if (n == kStep)
+      decode_chunk_scores<kCache, GB, kChunks, true>(q, q_width, k_words, page_size, dim_groups, n,
+                                                     s + c0, s_width, prefetch);
     else
-      decode_chunk_scores<kCache, GB, false>(q, q_width, k_block + size_t(c0) * 4, page_size,
-                                             dim_groups, n, s + c0, s_width);
+      decode_chunk_scores<kCache, GB, kChunks, false>(q, q_width, k_words, page_size, dim_groups,
+                                                      n, s + c0, s_width, prefetch);
   }
 }
 
 // acc[b][:] = alpha[b] * acc[b][:] + sum over slots of p[b][slot] * v[slot][:]
-// for GB rows, over kDecodeVecsPerBlock vectors of dims from d0 (kFull: all
-// inside head_dim, loaded without masks).
+// for GB rows, over Ops::kDecodeVecsPerBlock vectors of dims from d0 (kFull:
+// all inside head_dim, loaded without masks).
+// Inlined into decode_values: as a call per block its prologue and epilogue
+// copied the accumulators through the stack (~5% of a page-16 decode).
 template <rpa_dtype kCache, int GB, bool kFull>
-inline void decode_values_block(const float* p, int32_t s_width, const float* alpha,
-                                const uint8_t* v_block, int32_t head_dim, int32_t d0,
-                                int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width) {
+[[gnu::always_inline]] inline void decode_values_block(
+    const float* p, int32_t s_width, const float* alpha, const uint8_t* v_block, int32_t head_dim,
+    int32_t d0, int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width,
+    PrefetchCursor* prefetch) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
-  constexpr int kVecs = int(kDecodeVecsPerBlock);
+  constexpr int kVecs = Ops::kDecodeVecsPerBlock;
   using F = typename Ops::F;
   F o[GB][kVecs];
   for (int b = 0; b < GB; ++b)
     for (int v = 0; v < kVecs; ++v)
       o[b][v] = Ops::mul(Ops::load(acc + size_t(b) * acc_width + d0 + v * L), Ops::set1(alpha[b]));
   for (int32_t g = slot_lo / kPack; g * kPack < slot_hi; ++g) {
+    prefetch->step();
     F x[kVecs][kPack];
     for (int v = 0; v < kVecs; ++v) {
       const uint8_t* words = v_block + (size_t(g) * head_dim + d0 + v * L) * 4;
-      Ops::template expand_words<kCache>(
+      Ops::template decode_expand_words<kCache>(
           kFull ? Ops::load_words_full(words) : Ops::load_words(words, head_dim - (d0 + v * L)), x[v]);
     }
     // Slots of this word outside [slot_lo, slot_hi) are never multiplied:
@@ -120,55 +145,82 @@ inline void decode_values_block(const float* p, int32_t s_width, const float* al
 template <rpa_dtype kCache, int GB>
 inline void decode_values(const float* p, int32_t s_width, const float* alpha,
                           const uint8_t* v_block, int32_t head_dim, int32_t slot_lo,
-                          int32_t slot_hi, float* acc, int32_t acc_width, PrefetchCursor* prefetch) {
-  constexpr int32_t kBlock = int32_t(kDecodeVecsPerBlock) * Ops::kLanes;
+                          int32_t slot_hi, float* acc, int32_t acc_width,
+                          PrefetchCursor* prefetch) {
+  constexpr int32_t kBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
   for (int32_t d0 = 0; d0 < head_dim; d0 += kBlock) {
-    prefetch->step();
     if (d0 + kBlock <= head_dim)
       decode_values_block<kCache, GB, true>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
-                                            slot_hi, acc, acc_width);
+                                            slot_hi, acc, acc_width, prefetch);
     else
       decode_values_block<kCache, GB, false>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
-                                             slot_hi, acc, acc_width);
+                                             slot_hi, acc, acc_width, prefetch);
   }
 }
 
-// Softmax step of one row over the page's scores: masks slots outside
-// [slot_lo, slot_hi), applies the score scale (when not folded into q), then
-// k_scale (two multiplies: their product may overflow where the score does
-// not), and the soft cap, updates m and l, turns the scores
-// into probabilities in place and returns the rescale factor of acc.
-inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float scale,
-                            float k_scale, float soft_cap, float* m, float* l) {
+// Softmax step of R rows over the page's scores (rows s_width apart): masks
+// slots outside [slot_lo, slot_hi) (in the edge chunks only: a lane mask
+// costs ~6 vector ops per chunk, more than the rest of the first pass),
+// applies the score scale (when not folded into q), then k_scale (two
+// multiplies: their product may overflow where the score does not), and the
+// soft cap, updates m and l, turns the scores into probabilities in place and
+// sets alpha, the rescale factor of acc. The rows go together so their exp
+// polynomials (a ~40-cycle dependent chain) overlap: one row at a time, a
+// page-16 page has only two chunks per row, and the softmax took ~18% of a
+// single-thread bf16 decode in a perf profile.
+template <int R>
+inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int32_t slot_hi,
+                                float scale, float k_scale, float soft_cap, float* m, float* l,
+                                float* alpha) {
   constexpr int L = Ops::kLanes;
   using F = typename Ops::F;
   const int32_t c_begin = slot_lo / L * L;
-  F mx = Ops::set1(-INFINITY);
+  F mx[R];
+  for (int r = 0; r < R; ++r) mx[r] = Ops::set1(-INFINITY);
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
-    F x = Ops::load(s + c0);
-    if (scale != 1.0f) x = Ops::mul(x, Ops::set1(scale));
-    if (k_scale != 1.0f) x = Ops::mul(x, Ops::set1(k_scale));
-    if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
-    x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
-    Ops::store(s + c0, x);
-    mx = Ops::max(mx, x);
+    const bool edge = c0 < slot_lo || c0 + L > slot_hi;
+    for (int r = 0; r < R; ++r) {
+      float* sr = s + size_t(r) * s_width;
+      F x = Ops::load(sr + c0);
+      if (scale != 1.0f) x = Ops::mul(x, Ops::set1(scale));
+      if (k_scale != 1.0f) x = Ops::mul(x, Ops::set1(k_scale));
+      if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
+      if (edge) x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
+      Ops::store(sr + c0, x);
+      mx[r] = Ops::max(mx[r], x);
+    }
   }
-  const float m_old = *m;
-  const float page_max = Ops::reduce_max(mx);
-  const float m_new = page_max > m_old ? page_max : m_old;
-  const float alpha = m_new > m_old ? Ops::exp1(m_old - m_new) : 1.0f;
-  F sum = Ops::zero();
+  float m_new[R];
+  F sum[R];
+  for (int r = 0; r < R; ++r) {
+    const float page_max = Ops::reduce_max(mx[r]);
+    m_new[r] = page_max > m[r] ? page_max : m[r];
+    alpha[r] = m_new[r] > m[r] ? Ops::exp1(m[r] - m_new[r]) : 1.0f;
+    sum[r] = Ops::zero();
+  }
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
-    const F e = Ops::keep_lanes(Ops::exp(Ops::sub(Ops::load(s + c0), Ops::set1(m_new))),
-                                slot_lo - c0, slot_hi - c0, 0.0f);
-    Ops::store(s + c0, e);
-    sum = Ops::add(sum, e);
+    const bool edge = c0 < slot_lo || c0 + L > slot_hi;
+    for (int r = 0; r < R; ++r) {
+      float* sr = s + size_t(r) * s_width;
+      F e = Ops::exp(Ops::sub(Ops::load(sr + c0), Ops::set1(m_new[r])));
+      if (edge) e = Ops::keep_lanes(e, slot_lo - c0, slot_hi - c0, 0.0f);
+      Ops::store(sr + c0, e);
+      sum[r] = Ops::add(sum[r], e);
+    }
   }
-  *l = *l * alpha + Ops::reduce_add(sum);
-  *m = m_new;
-  return alpha;
+  for (int r = 0; r < R; ++r) {
+    l[r] = l[r] * alpha[r] + Ops::reduce_add(sum[r]);
+    m[r] = m_new[r];
+  }
 }
 
+// One row's softmax step; returns alpha.
+inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float scale,
+                            float k_scale, float soft_cap, float* m, float* l) {
+  float alpha;
+  decode_softmax_rows<1>(s, 0, slot_lo, slot_hi, scale, k_scale, soft_cap, m, l, &alpha);
+  return alpha;
+}
 
 // The fused update: the item holding a decode sequence's last position
 // writes the sequence's new token before anything reads it.
@@ -186,10 +238,11 @@ inline void decode_write_new_token(const AttentionCall& c, int32_t seq) {
               c.v_scale);
 }
 
-// The item's result: out rows, or a partial result for the split-KV merge.
+// The item's result: out rows, or a partial result for the split-KV merge;
+// acc_scale undoes the scale of the expanded V (Ops::decode_expand_scale).
 template <rpa_dtype kAct>
 inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float* m, const float* l,
-                          const float* acc, int32_t acc_width) {
+                          const float* acc, int32_t acc_width, float acc_scale = 1.0f) {
   const int32_t Hq = c.num_q_heads;
   const int32_t D = c.layout.head_dim;
   if (w.partial >= 0) {
@@ -198,7 +251,7 @@ inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float
       part[h] = m[h];
       part[Hq + h] = l[h];
       for (int32_t d = 0; d < D; ++d)
-        part[2 * size_t(Hq) + size_t(h) * D + d] = acc[size_t(h) * acc_width + d];
+        part[2 * size_t(Hq) + size_t(h) * D + d] = acc[size_t(h) * acc_width + d] * acc_scale;
     }
     return;
   }
@@ -206,27 +259,34 @@ inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float
   for (int32_t h = 0; h < Hq; ++h) {
     const float inv = c.v_scale / l[h];
     for (int32_t d = 0; d < D; ++d)
-      store_act(c.out, (size_t(row) * Hq + h) * D + d, kAct, acc[size_t(h) * acc_width + d] * inv);
+      store_act(c.out, (size_t(row) * Hq + h) * D + d, kAct,
+                acc[size_t(h) * acc_width + d] * acc_scale * inv);
   }
 }
 
-// Query rows processed together: kPack accumulators per row, 8 in all, so
-// the FMA chains hide their latency without spilling.
+// Query rows scored together: with kPack accumulators per row and chunk
+// (kDecodeScoreChunks 1) or one (several chunks), 8 FMA chains in all hide
+// the FMA latency without spilling.
 template <rpa_dtype kCache>
-constexpr int decode_score_rows() { return 8 / pack_of(kCache); }
-inline constexpr int kDecodeValueRows = 4;
+constexpr int decode_score_rows() {
+  return Ops::kDecodeScoreChunks == 1 ? 8 / pack_of(kCache) : 8 / Ops::kDecodeScoreChunks;
+}
 
 template <rpa_dtype kCache, rpa_dtype kAct>
 void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kPack = pack_of(kCache);
   constexpr int kScoreRows = decode_score_rows<kCache>();
+  constexpr int32_t kScoreStep = Ops::kDecodeScoreChunks * Ops::kLanes;
+  constexpr int32_t kValueBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
+  constexpr int kSoftmaxRows = 4;
+  constexpr float kExpandScale = Ops::template decode_expand_scale<kCache>();
   const CacheLayout& lay = c.layout;
   const int32_t D = lay.head_dim;
   const int32_t G = c.group;
   const int32_t Hq = c.num_q_heads;
   const int32_t page_size = lay.page_size;
   const int32_t q_width = lay.dim_groups * kPack;
-  const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kDecodeVecsPerBlock));
+  const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kMaxDecodeVecsPerBlock));
   const int32_t s_width = int32_t(round_up(size_t(page_size), kMaxLanes));
 
   float* q = scratch;                        // [Hq][q_width]
@@ -263,12 +323,19 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
       const uint8_t* v_block = k_block + lay.k_block_bytes;
       PrefetchCursor prefetch;
-      if (c.prefetch && has_next) {
-        const int32_t value_calls = (G + kDecodeValueRows - 1) / kDecodeValueRows;
-        const int32_t blocks = (D + int32_t(kDecodeVecsPerBlock) * Ops::kLanes - 1) /
-                               (int32_t(kDecodeVecsPerBlock) * Ops::kLanes);
-        prefetch.start(c.cache + k_block_offset(lay, pages[e + 1], kv_head), lay.head_bytes,
-                       size_t(value_calls * blocks));
+      const bool last_head = kv_head + 1 == lay.num_kv_heads;
+      if (c.prefetch && (has_next || !last_head)) {
+        const int32_t score_passes = G / kScoreRows + G % kScoreRows;
+        const int32_t score_chunks =
+            (slot_hi - slot_lo / kScoreStep * kScoreStep + kScoreStep - 1) / kScoreStep;
+        const int32_t value_passes = G / Ops::kDecodeValueRows + G % Ops::kDecodeValueRows;
+        const int32_t value_blocks = (D + kValueBlock - 1) / kValueBlock;
+        const int32_t value_groups = (slot_hi - 1) / kPack - slot_lo / kPack + 1;
+        const int32_t steps = score_passes * score_chunks * lay.dim_groups +
+                              value_passes * value_blocks * value_groups;
+        prefetch.start(c.cache + (last_head ? k_block_offset(lay, pages[e + 1], 0)
+                                            : k_block_offset(lay, pages[e], kv_head + 1)),
+                       lay.head_bytes, size_t(steps));
       }
       const int32_t h0 = kv_head * G;
       for (int32_t g = 0; g < G; g += kScoreRows) {
@@ -276,22 +343,29 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         float* sg = s + size_t(g) * s_width;
         if (G - g >= kScoreRows) {
           decode_scores<kCache, kScoreRows>(qg, q_width, k_block, page_size, lay.dim_groups,
-                                            slot_lo, slot_hi, sg, s_width);
+                                            slot_lo, slot_hi, sg, s_width, &prefetch);
         } else {
           for (int32_t b = 0; b < G - g; ++b)
             decode_scores<kCache, 1>(qg + size_t(b) * q_width, q_width, k_block, page_size,
                                      lay.dim_groups, slot_lo, slot_hi, sg + size_t(b) * s_width,
-                                     s_width);
+                                     s_width, &prefetch);
         }
       }
-      for (int32_t g = 0; g < G; ++g)
-        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, 1.0f, c.k_scale, c.soft_cap,
-                                       &m[h0 + g], &l[h0 + g]);
-      for (int32_t g = 0; g < G; g += kDecodeValueRows) {
+      // sm_scale is folded into q; the scores carry the expand's scale.
+      int32_t g_soft = 0;
+      for (; g_soft + kSoftmaxRows <= G; g_soft += kSoftmaxRows)
+        decode_softmax_rows<kSoftmaxRows>(s + size_t(g_soft) * s_width, s_width, slot_lo, slot_hi,
+                                          1.0f / kExpandScale, c.k_scale, c.soft_cap,
+                                          &m[h0 + g_soft], &l[h0 + g_soft], &alpha[h0 + g_soft]);
+      for (; g_soft < G; ++g_soft)
+        alpha[h0 + g_soft] = decode_softmax(s + size_t(g_soft) * s_width, slot_lo, slot_hi,
+                                            1.0f / kExpandScale, c.k_scale, c.soft_cap,
+                                            &m[h0 + g_soft], &l[h0 + g_soft]);
+      for (int32_t g = 0; g < G; g += Ops::kDecodeValueRows) {
         const float* pg = s + size_t(g) * s_width;
         float* ag = acc + size_t(h0 + g) * acc_width;
-        if (G - g >= kDecodeValueRows) {
-          decode_values<kCache, kDecodeValueRows>(pg, s_width, alpha + h0 + g, v_block, D,
+        if (G - g >= Ops::kDecodeValueRows) {
+          decode_values<kCache, Ops::kDecodeValueRows>(pg, s_width, alpha + h0 + g, v_block, D,
                                                   slot_lo, slot_hi, ag, acc_width, &prefetch);
         } else {
           for (int32_t b = 0; b < G - g; ++b)
@@ -304,5 +378,5 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
     }
   }
 
-  decode_finish<kAct>(c, w, m, l, acc, acc_width);
+  decode_finish<kAct>(c, w, m, l, acc, acc_width, 1.0f / kExpandScale);
 }

@@ -78,11 +78,13 @@ inline size_t attention_scratch_floats(const CacheLayout& l, int32_t group, int3
   return n * (q + acc + kMaxLanes + 4) + 64;
 }
 
-// Float scratch of a decode item (all kv heads, one query row).
-inline constexpr size_t kDecodeVecsPerBlock = 4;
+// Float scratch of a decode item (all kv heads, one query row). Its
+// accumulator rows are padded to a whole number of P.V dim blocks of any
+// ISA: the widest is 4 vectors of kMaxLanes (Ops::kDecodeVecsPerBlock).
+inline constexpr size_t kMaxDecodeVecsPerBlock = 4;
 inline size_t decode_scratch_floats(const CacheLayout& l, int32_t num_q_heads, int32_t group) {
   const size_t q = size_t(l.dim_groups) * l.pack;
-  const size_t acc = round_up(size_t(l.head_dim), kMaxLanes * kDecodeVecsPerBlock);
+  const size_t acc = round_up(size_t(l.head_dim), kMaxLanes * kMaxDecodeVecsPerBlock);
   const size_t scores = round_up(size_t(l.page_size), kMaxLanes);
   // + the AMX decode's tile staging: a P.V result, bf16 probabilities, a
   // copy of up to 16 V rows and, for 1-byte caches, a page's K and V as bf16.
