@@ -12,7 +12,7 @@
 //   2. S = Q K^T in register tiles of Ops::kTileRows rows x Ops::kTileVecs
 //      vectors of tokens: a query element is broadcast, a K row is loaded, and
 //      every loaded vector feeds kTileRows (or kTileVecs) FMAs;
-//   3. the online softmax of each row over the columns it sees (decode_softmax);
+//   3. the online softmax of each row over the columns it sees (decode_softmax_rows);
 //   4. O += P V in register tiles of kTileRows rows x kTileVecs vectors of dims.
 // In P V a register tile runs only over the positions all its rows see; each
 // row's own extra positions (the causal diagonal, a window's edge) run one row
@@ -255,16 +255,30 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       }
     }
 
-    // Softmax of each row over its columns; O rescaled when the max grew.
-    for (int32_t row = 0; row < M; ++row) {
-      if (col_lo[row] >= col_hi[row]) continue;
-      const float alpha = decode_softmax(s + size_t(row) * N, col_lo[row], col_hi[row], 1.0f,
-                                         c.k_scale, c.soft_cap, &m[row], &l[row]);
-      if (alpha != 1.0f) {
-        float* o_row = o + size_t(row) * o_stride;
-        for (int32_t d = 0; d < o_stride; d += L)
-          Ops::store(o_row + d, Ops::mul(Ops::load(o_row + d), Ops::set1(alpha)));
+    // Softmax of each row over its columns, up to kSoftmaxRows rows that see
+    // the same columns at once (the G heads of a query row do), so their exp
+    // chains overlap; O rescaled where the max grew.
+    constexpr int kSoftmaxRows = 4;
+    for (int32_t row = 0; row < M;) {
+      int32_t run = 1;
+      while (run < kSoftmaxRows && row + run < M && col_lo[row + run] == col_lo[row] &&
+             col_hi[row + run] == col_hi[row])
+        ++run;
+      if (col_lo[row] < col_hi[row]) {
+        float alpha[kSoftmaxRows];
+        with_tile_rows<kSoftmaxRows>(run, [&](auto r) {
+          decode_softmax_rows<decltype(r)::value>(s + size_t(row) * N, N, col_lo[row], col_hi[row],
+                                                  1.0f, c.k_scale, c.soft_cap, &m[row], &l[row],
+                                                  alpha);
+        });
+        for (int32_t k = 0; k < run; ++k) {
+          if (alpha[k] == 1.0f) continue;
+          float* o_row = o + size_t(row + k) * o_stride;
+          for (int32_t d = 0; d < o_stride; d += L)
+            Ops::store(o_row + d, Ops::mul(Ops::load(o_row + d), Ops::set1(alpha[k])));
+        }
       }
+      row += run;
     }
 
     // O += P V: each register tile over the columns all its rows see, then
