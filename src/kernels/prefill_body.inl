@@ -127,45 +127,72 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
   }
 }
 
-// Prefetches into L1 the cache lines widen_block will read for positions
-// [t0, t0 + n): issued right after a block is widened, the next block's lines
-// arrive while this block's ~M * n * head_dim * 4 flops run, instead of
-// stalling the widening on L3/DRAM latency page by page (perf: ~10% of the
-// kernel's time on P1 went to the widening's loads before).
-// GCC 12 at -O2 deletes a loop whose only statements are prefetches (it may
-// assume loops without side effects end, -ffinite-loops, and prefetches are
-// not side effects to it); the empty volatile asm keeps each iteration.
-inline void prefetch_lines(const uint8_t* begin, const uint8_t* end) {
-  for (const uint8_t* line = begin; line < end; line += 64) {
-    __builtin_prefetch(line, 0, 3);
-    asm volatile("" : : "r"(line));
-  }
-  __builtin_prefetch(end - 1, 0, 3);  // begin need not be line-aligned
-}
-inline void prefetch_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
-                           int32_t n) {
-  const CacheLayout& lay = c.layout;
-  const int32_t page_size = lay.page_size;
-  for (int32_t t = t0; t < t0 + n;) {
-    const int32_t e = t / page_size;
-    const int32_t slot_lo = t - e * page_size;
-    const int32_t slot_hi = min_i32(page_size, slot_lo + (t0 + n - t));
-    const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
-    const uint8_t* v_block = k_block + lay.k_block_bytes;
-    if (slot_hi - slot_lo == page_size) {
-      prefetch_lines(k_block, k_block + size_t(lay.dim_groups) * page_size * 4);
-    } else {
-      for (int32_t g = 0; g < lay.dim_groups; ++g) {
-        const uint8_t* row = k_block + size_t(g) * page_size * 4;
-        prefetch_lines(row + size_t(slot_lo) * 4, row + size_t(slot_hi) * 4);
-      }
+// Prefetches the cache lines widen_block will read for the next block, a few
+// lines per register tile of S, so they arrive while this block's ~M * n *
+// head_dim * 4 flops run instead of stalling the widening on L3/DRAM latency
+// page by page (perf: ~10% of the kernel's samples on P1 went to the
+// widening's loads without it; as one burst after the widening, the burst
+// itself took ~3%, its prefetches queueing on the miss buffers).
+class BlockPrefetch {
+ public:
+  // Positions [t0, t0 + n) of kv head `kv_head` (pages: the sequence's page table row).
+  BlockPrefetch(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
+                int32_t n)
+      : c_(c), pages_(pages), kv_head_(kv_head), t_(t0), t_end_(t0 + n) {}
+
+  void step(int lines) {
+    for (; lines > 0; --lines, next_ += 64) {
+      if (next_ >= end_ && !next_range()) return;
+      prefetch_line(next_);
     }
-    const size_t v_row = size_t(lay.head_dim) * 4;
-    prefetch_lines(v_block + size_t(slot_lo / lay.pack) * v_row,
-                   v_block + size_t((slot_hi - 1) / lay.pack + 1) * v_row);
-    t += slot_hi - slot_lo;
   }
-}
+  void finish() { step(INT32_MAX); }
+
+ private:
+  // The next contiguous range of the block's lines, walking its page
+  // segments: K (whole, or row by row when the segment is part of a page),
+  // then V. False when none is left.
+  bool next_range() {
+    const CacheLayout& lay = c_.layout;
+    const int32_t page_size = lay.page_size;
+    if (t_ >= t_end_) return false;
+    const int32_t e = t_ / page_size;
+    const int32_t slot_lo = t_ - e * page_size;
+    const int32_t slot_hi = min_i32(page_size, slot_lo + (t_end_ - t_));
+    const uint8_t* k_block = c_.cache + k_block_offset(lay, pages_[e], kv_head_);
+    const bool whole_page = slot_hi - slot_lo == page_size;
+    const int32_t k_parts = whole_page ? 1 : lay.dim_groups;
+    if (part_ < k_parts) {
+      const uint8_t* row = k_block + size_t(part_) * page_size * 4;
+      next_ = row + size_t(slot_lo) * 4;
+      end_ = whole_page ? k_block + size_t(lay.dim_groups) * page_size * 4 : row + size_t(slot_hi) * 4;
+      ++part_;
+    } else {
+      const size_t v_row = size_t(lay.head_dim) * 4;
+      const uint8_t* v_block = k_block + lay.k_block_bytes;
+      next_ = v_block + size_t(slot_lo / lay.pack) * v_row;
+      end_ = v_block + size_t((slot_hi - 1) / lay.pack + 1) * v_row;
+      part_ = 0;
+      t_ += slot_hi - slot_lo;
+    }
+    // Lines, not bytes: start at the range's first line.
+    next_ = reinterpret_cast<const uint8_t*>(uintptr_t(next_) & ~uintptr_t(63));
+    return true;
+  }
+
+  const AttentionCall& c_;
+  const int32_t* pages_;
+  int32_t kv_head_;
+  int32_t t_, t_end_;
+  int32_t part_ = 0;
+  const uint8_t* next_ = nullptr;
+  const uint8_t* end_ = nullptr;
+};
+
+// Lines prefetched per register tile of S: a 64-token block of Llama shapes
+// is ~512 lines against ~64 tiles of S per item (96 rows / 6 x 4), so the
+// next block is requested within the first half of this block's S.
+inline constexpr int kPrefetchLinesPerTile = 16;
 
 template <rpa_dtype kCache, rpa_dtype kAct>
 void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
@@ -231,8 +258,8 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   for (int32_t t0 = t_begin; t0 < t_end; t0 += N) {
     const int32_t n = min_i32(N, t_end - t0);
     widen_block<kCache>(c, pages, w.kv_head, t0, n, kt, kt_stride, vt, o_stride);
-    if (c.prefetch && t0 + N < t_end)
-      prefetch_block(c, pages, w.kv_head, t0 + N, min_i32(N, t_end - t0 - N));
+    const int32_t next_n = c.prefetch ? max_i32(0, min_i32(N, t_end - t0 - N)) : 0;
+    BlockPrefetch prefetch(c, pages, w.kv_head, t0 + N, next_n);
     for (int32_t row = 0; row < M; ++row) {
       col_lo[row] = max_i32(lo[row] - t0, 0);
       col_hi[row] = min_i32(hi[row] - t0, n);
@@ -248,12 +275,15 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         u_hi = max_i32(u_hi, col_hi[row]);
       }
       for (int32_t c0 = u_lo / kTileWidth * kTileWidth; c0 < u_hi; c0 += kTileWidth) {
+        prefetch.step(kPrefetchLinesPerTile);
         with_tile_rows<kRows>(rows, [&](auto r) {
           tile_scores<decltype(r)::value>(q + size_t(m0) * dims, dims, kt + c0, kt_stride, dims,
                                           s + size_t(m0) * N + c0, N);
         });
       }
     }
+
+    prefetch.finish();
 
     // Softmax of each row over its columns, up to kSoftmaxRows rows that see
     // the same columns at once (the G heads of a query row do), so their exp
