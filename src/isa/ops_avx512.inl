@@ -87,6 +87,14 @@ struct Ops {
   // 16 consecutive 32-bit cache words; load_words reads only the first n
   // (masked: past a page's end or the cache's end nothing is touched) and
   // gives zeros for the rest.
+  // out[i] = x[i] * scale in the act dtype, i < n (store_act). No vector
+  // conversion is written for this path yet (the machine that wrote the AVX2
+  // one could not run AVX-512): element by element, explicitly.
+  template <rpa_dtype kAct>
+  static void store_act_row(void* out, size_t index, const float* x, float scale, int32_t n) {
+    for (int32_t i = 0; i < n; ++i) store_act(out, index + size_t(i), kAct, x[i] * scale);
+  }
+
   using W = __m512i;
   static W load_words(const uint8_t* words, int32_t n) {
     return _mm512_maskz_loadu_epi32(first_lanes(n), words);

@@ -35,6 +35,12 @@ struct Ops {
     return lo <= 0 && 0 < hi ? x : fill;
   }
   // One 32-bit cache word (n == 0: none, read as zeros).
+  // out[i] = x[i] * scale in the act dtype, i < n (store_act). Element by element.
+  template <rpa_dtype kAct>
+  static void store_act_row(void* out, size_t index, const float* x, float scale, int32_t n) {
+    for (int32_t i = 0; i < n; ++i) store_act(out, index + size_t(i), kAct, x[i] * scale);
+  }
+
   using W = const uint8_t*;
   static W load_words(const uint8_t* word, int32_t n) {
     static const uint8_t kZeroWord[4] = {0, 0, 0, 0};

@@ -346,10 +346,9 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
     for (int32_t hh = 0; hh < G; ++hh) {
       const int32_t row = (r - w.row_begin) * G + hh;
       const int32_t head = w.kv_head * G + hh;
-      const float inv = c.v_scale / l[row];
-      const float* o_row = o + size_t(row) * o_stride;
       const size_t out_offset = (size_t(r) * c.num_q_heads + head) * D;
-      for (int32_t d = 0; d < D; ++d) store_act(c.out, out_offset + d, kAct, o_row[d] * inv);
+      Ops::template store_act_row<kAct>(c.out, out_offset, o + size_t(row) * o_stride,
+                                        c.v_scale / l[row], D);
     }
   }
 }
