@@ -91,8 +91,9 @@ void Report::print_header() const {
   std::printf("at start: P_path %.0f GFLOP/s (%s)\n", info_.p_path_gflops,
               info_.p_path_instruction.c_str());
   std::printf(
-      "B_stream (GB/s, %s loads), P_peak and P_path (GFLOP/s) are measured again before\n"
-      "each row; the cache and the stream buffer are on %s\n",
+      "B_stream (GB/s, %s loads), P_peak and P_path (GFLOP/s) are measured again right\n"
+      "before and after each row (the better of the two); the cache and the stream buffer\n"
+      "are on %s\n",
       info_.stream_vector.c_str(),
       info_.huge_pages ? "huge pages (MADV_HUGEPAGE)" : "4 KiB pages: MADV_HUGEPAGE refused");
   if (!info_.notes.empty()) std::printf("note: %s\n", info_.notes.c_str());
