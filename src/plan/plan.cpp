@@ -35,8 +35,10 @@ constexpr int32_t kMinPrefillScoreRows = 16;
 
 // Decode items per thread the planner aims for when splitting long sequences:
 // enough that the dynamic claim evens out ragged lengths, few enough that
-// each split still reads long runs.
-constexpr int64_t kDecodeItemsPerThread = 4;
+// each split still reads long runs. At 4, D2 (8 decodes of 8192) made 8
+// unsplit items for 2 threads and one thread sat idle 13% of the call
+// (rpa-bench --verbose); at 8 each is split in two.
+constexpr int64_t kDecodeItemsPerThread = 8;
 // A split is at least this many positions, so its fixed costs (loading the
 // queries, the partial result, the merge) stay small against its reads.
 constexpr int32_t kMinSplitTokens = 512;
