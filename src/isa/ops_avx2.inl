@@ -137,16 +137,16 @@ struct Ops {
   static void expand(const uint8_t* words, int32_t n, F* out) {
     expand_words<kCache>(load_words(words, n), out);
   }
-  // The decode's expand: out[j] = element j of each word times
-  // decode_expand_scale<kCache>(), which the decode divides out of the scores
-  // and the accumulators (a power of two: exact). For the 1-byte floats, each
+  // The kernels' fast expand: out[j] = element j of each word times
+  // scaled_expand_scale<kCache>(), which the decode and prefill kernels divide
+  // out of the scores and the accumulators (a power of two: exact). For the 1-byte floats, each
   // 128-bit lane's bytes are shuffled into the upper byte of 16-bit slots,
   // elements 0 and 1 (2 and 3) of its 4 words in one vector, made halves and
   // converted by F16C: ~20 vector ops per 8 words instead of ~48 for e4m3.
   template <rpa_dtype kCache>
-  static constexpr float decode_expand_scale() { return kCache == RPA_FP8_E4M3 ? 0x1p-8f : 1.0f; }
+  static constexpr float scaled_expand_scale() { return kCache == RPA_FP8_E4M3 ? 0x1p-8f : 1.0f; }
   template <rpa_dtype kCache>
-  static void decode_expand_words(W w, F* out) {
+  static void scaled_expand_words(W w, F* out) {
     if constexpr (kCache == RPA_FP8_E4M3 || kCache == RPA_FP8_E5M2) {
       for (int pair = 0; pair < 2; ++pair) {
         const char e0 = char(2 * pair), e1 = char(2 * pair + 1), z = char(0x80);

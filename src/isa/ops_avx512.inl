@@ -109,9 +109,9 @@ struct Ops {
   }
   // The decode's expand (see ops_avx2.inl): here expand_words, unscaled.
   template <rpa_dtype kCache>
-  static constexpr float decode_expand_scale() { return 1.0f; }
+  static constexpr float scaled_expand_scale() { return 1.0f; }
   template <rpa_dtype kCache>
-  static void decode_expand_words(W w, F* out) { expand_words<kCache>(w, out); }
+  static void scaled_expand_words(W w, F* out) { expand_words<kCache>(w, out); }
   template <rpa_dtype kCache>
   static void expand_words(W w, F* out) {
     const __m512i byte_mask = _mm512_set1_epi32(0xff);

@@ -70,7 +70,7 @@ inline void decode_chunk_scores(const float* q, int32_t q_width, const uint8_t* 
       const uint8_t* chunk = words + size_t(c) * L * 4;
       const typename Ops::W w =
           kFull ? Ops::load_words_full(chunk) : Ops::load_words(chunk, max_i32(n - c * L, 0));
-      Ops::template decode_expand_words<kCache>(w, k[c]);
+      Ops::template scaled_expand_words<kCache>(w, k[c]);
     }
     for (int j = 0; j < kPack; ++j)
       for (int b = 0; b < GB; ++b) {
@@ -132,7 +132,7 @@ template <rpa_dtype kCache, int GB, bool kFull>
     F x[kVecs][kPack];
     for (int v = 0; v < kVecs; ++v) {
       const uint8_t* words = v_block + (size_t(g) * head_dim + d0 + v * L) * 4;
-      Ops::template decode_expand_words<kCache>(
+      Ops::template scaled_expand_words<kCache>(
           kFull ? Ops::load_words_full(words) : Ops::load_words(words, head_dim - (d0 + v * L)), x[v]);
     }
     // Slots of this word outside [slot_lo, slot_hi) are never multiplied:
@@ -248,7 +248,7 @@ inline void decode_write_new_token(const AttentionCall& c, int32_t seq) {
 }
 
 // The item's result: out rows, or a partial result for the split-KV merge;
-// acc_scale undoes the scale of the expanded V (Ops::decode_expand_scale).
+// acc_scale undoes the scale of the expanded V (Ops::scaled_expand_scale).
 template <rpa_dtype kAct>
 inline void decode_finish(const AttentionCall& c, const WorkItem& w, const float* m, const float* l,
                           const float* acc, int32_t acc_width, float acc_scale = 1.0f) {
@@ -288,7 +288,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int32_t kScoreStep = Ops::kDecodeScoreChunks * Ops::kLanes;
   constexpr int32_t kValueBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
   constexpr int kSoftmaxRows = 4;
-  constexpr float kExpandScale = Ops::template decode_expand_scale<kCache>();
+  constexpr float kExpandScale = Ops::template scaled_expand_scale<kCache>();
   const CacheLayout& lay = c.layout;
   const int32_t D = lay.head_dim;
   const int32_t G = c.group;
