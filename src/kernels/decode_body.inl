@@ -184,6 +184,9 @@ inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int3
   constexpr int L = Ops::kLanes;
   using F = typename Ops::F;
   const int32_t c_begin = slot_lo / L * L;
+  // Without a transform the scores are their own stored values: pass 1 only
+  // reads them (pass 2 masks the edge chunks again).
+  const bool transform = scale != 1.0f || k_scale != 1.0f || soft_cap > 0;
   F mx[R];
   for (int r = 0; r < R; ++r) mx[r] = Ops::set1(-INFINITY);
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
@@ -195,7 +198,7 @@ inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int3
       if (k_scale != 1.0f) x = Ops::mul(x, Ops::set1(k_scale));
       if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
       if (edge) x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
-      Ops::store(sr + c0, x);
+      if (transform) Ops::store(sr + c0, x);
       mx[r] = Ops::max(mx[r], x);
     }
   }
