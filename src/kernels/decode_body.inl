@@ -184,22 +184,35 @@ inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int3
   constexpr int L = Ops::kLanes;
   using F = typename Ops::F;
   const int32_t c_begin = slot_lo / L * L;
-  // Without a transform the scores are their own stored values: pass 1 only
-  // reads them (pass 2 masks the edge chunks again).
-  const bool transform = scale != 1.0f || k_scale != 1.0f || soft_cap > 0;
   F mx[R];
   for (int r = 0; r < R; ++r) mx[r] = Ops::set1(-INFINITY);
-  for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
-    const bool edge = c0 < slot_lo || c0 + L > slot_hi;
-    for (int r = 0; r < R; ++r) {
-      float* sr = s + size_t(r) * s_width;
-      F x = Ops::load(sr + c0);
-      if (scale != 1.0f) x = Ops::mul(x, Ops::set1(scale));
-      if (k_scale != 1.0f) x = Ops::mul(x, Ops::set1(k_scale));
-      if (soft_cap > 0) x = Ops::soft_cap(x, soft_cap);
-      if (edge) x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
-      if (transform) Ops::store(sr + c0, x);
-      mx[r] = Ops::max(mx[r], x);
+  if (scale == 1.0f && k_scale == 1.0f && soft_cap <= 0) {
+    // No transform (bf16 and f32 caches without scales): the scores are
+    // their own stored values, so pass 1 only reads them (pass 2 masks the
+    // edge chunks again), in a loop with no per-chunk tests of the options
+    // (those tests took a visible share of a prefill's softmax in perf).
+    for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
+      const bool edge = c0 < slot_lo || c0 + L > slot_hi;
+      for (int r = 0; r < R; ++r) {
+        F x = Ops::load(s + size_t(r) * s_width + c0);
+        if (edge) x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
+        mx[r] = Ops::max(mx[r], x);
+      }
+    }
+  } else {
+    const bool scaled = scale != 1.0f, k_scaled = k_scale != 1.0f, capped = soft_cap > 0;
+    for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
+      const bool edge = c0 < slot_lo || c0 + L > slot_hi;
+      for (int r = 0; r < R; ++r) {
+        float* sr = s + size_t(r) * s_width;
+        F x = Ops::load(sr + c0);
+        if (scaled) x = Ops::mul(x, Ops::set1(scale));
+        if (k_scaled) x = Ops::mul(x, Ops::set1(k_scale));
+        if (capped) x = Ops::soft_cap(x, soft_cap);
+        if (edge) x = Ops::keep_lanes(x, slot_lo - c0, slot_hi - c0, -INFINITY);
+        Ops::store(sr + c0, x);
+        mx[r] = Ops::max(mx[r], x);
+      }
     }
   }
   float m_new[R];
