@@ -7,8 +7,9 @@
 // element. It walks the positions the rows see in blocks of
 // kPrefillBlockTokens, and per block:
 //   1. widens the block's K and V once into fp32 tiles, K as [dim][token] and
-//      V as [token][dim] (one vector op per cache word vector, straight from
-//      the layout's words), so the conversion is paid once for M rows;
+//      V as [token][dim] (a few vector ops per cache word vector, straight
+//      from the layout's words), so the conversion is paid once for M rows,
+//      and requests the next block's cache lines (BlockPrefetch);
 //   2. S = Q K^T in register tiles of Ops::kTileRows rows x Ops::kTileVecs
 //      vectors of tokens: a query element is broadcast, a K row is loaded, and
 //      every loaded vector feeds kTileRows (or kTileVecs) FMAs;
