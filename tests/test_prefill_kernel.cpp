@@ -14,7 +14,6 @@ namespace {
 
 using rt::Case;
 using rt::run_shape;
-using rt::Shape;
 using rt::shape;
 
 TEST(PrefillKernel, ManyBlocksAndItems) {

@@ -197,6 +197,11 @@ inline float load_act(const void* base, size_t index, rpa_dtype act) {
 inline void store_act(void* base, size_t index, rpa_dtype act, float x) {
   encode_scaled(x, 1.0f, act, static_cast<uint8_t*>(base) + index * dtype_size(act));
 }
+// base[index + i] = x[i] * scale for i < n, element by element.
+inline void store_act_elements(void* base, size_t index, rpa_dtype act, const float* x, float scale,
+                               int32_t n) {
+  for (int32_t i = 0; i < n; ++i) store_act(base, index + size_t(i), act, x[i] * scale);
+}
 
 }  // namespace
 }  // namespace rpa

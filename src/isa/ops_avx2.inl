@@ -3,8 +3,9 @@
 
 struct Ops {
   static constexpr int kLanes = 8;
-  // The prefill kernel's register tile: rows x vectors of accumulators
-  // (6 x 2 = 12 accumulators + 2 loaded vectors + 1 broadcast of the 16 ymm registers); each loaded vector feeds kTileRows FMAs, each broadcast kTileVecs.
+  // The prefill kernel's register tile, rows x vectors of accumulators:
+  // 6 x 2 = 12 accumulators + 2 loaded vectors + 1 broadcast of the 16 ymm
+  // registers; each loaded vector feeds kTileRows FMAs, each broadcast kTileVecs.
   static constexpr int kTileRows = 6;
   static constexpr int kTileVecs = 2;
   using F = __m256;
@@ -122,7 +123,7 @@ struct Ops {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
       }
     }
-    for (; i < n; ++i) store_act(out, index + size_t(i), kAct, x[i] * scale);
+    store_act_elements(out, index + size_t(i), kAct, x + i, scale, n - i);
   }
 
   // As in ops_avx512.inl, 8 words at a time.

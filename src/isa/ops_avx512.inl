@@ -3,8 +3,9 @@
 
 struct Ops {
   static constexpr int kLanes = 16;
-  // The prefill kernel's register tile: rows x vectors of accumulators
-  // (12 x 2 = 24 accumulators + 2 loaded vectors + 1 broadcast of the 32 zmm registers); each loaded vector feeds kTileRows FMAs, each broadcast kTileVecs.
+  // The prefill kernel's register tile, rows x vectors of accumulators:
+  // 12 x 2 = 24 accumulators + 2 loaded vectors + 1 broadcast of the 32 zmm
+  // registers; each loaded vector feeds kTileRows FMAs, each broadcast kTileVecs.
   static constexpr int kTileRows = 12;
   static constexpr int kTileVecs = 2;
   using F = __m512;
@@ -84,17 +85,17 @@ struct Ops {
   // 16 halves in the low 16 bits of each lane -> float, exactly.
   static F halves_to_float(__m512i h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)); }
 
-  // 16 consecutive 32-bit cache words; load_words reads only the first n
-  // (masked: past a page's end or the cache's end nothing is touched) and
-  // gives zeros for the rest.
   // out[i] = x[i] * scale in the act dtype, i < n (store_act). No vector
   // conversion is written for this path yet (the machine that wrote the AVX2
   // one could not run AVX-512): element by element, explicitly.
   template <rpa_dtype kAct>
   static void store_act_row(void* out, size_t index, const float* x, float scale, int32_t n) {
-    for (int32_t i = 0; i < n; ++i) store_act(out, index + size_t(i), kAct, x[i] * scale);
+    store_act_elements(out, index, kAct, x, scale, n);
   }
 
+  // 16 consecutive 32-bit cache words; load_words reads only the first n
+  // (masked: past a page's end or the cache's end nothing is touched) and
+  // gives zeros for the rest.
   using W = __m512i;
   static W load_words(const uint8_t* words, int32_t n) {
     return _mm512_maskz_loadu_epi32(first_lanes(n), words);
@@ -107,7 +108,7 @@ struct Ops {
   static void expand(const uint8_t* words, int32_t n, F* out) {
     expand_words<kCache>(load_words(words, n), out);
   }
-  // The decode's expand (see ops_avx2.inl): here expand_words, unscaled.
+  // The kernels' fast expand (see ops_avx2.inl): here expand_words, unscaled.
   template <rpa_dtype kCache>
   static constexpr float scaled_expand_scale() { return 1.0f; }
   template <rpa_dtype kCache>

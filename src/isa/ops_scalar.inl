@@ -4,8 +4,7 @@
 
 struct Ops {
   static constexpr int kLanes = 1;
-  // The prefill kernel's register tile: rows x vectors of accumulators
-  // (4 independent sums); each loaded vector feeds kTileRows FMAs, each broadcast kTileVecs.
+  // The prefill kernel's register tile: 4 rows of one lane, 4 independent sums.
   static constexpr int kTileRows = 4;
   static constexpr int kTileVecs = 1;
   using F = float;
@@ -34,13 +33,13 @@ struct Ops {
   static F keep_lanes(F x, int32_t lo, int32_t hi, float fill) {
     return lo <= 0 && 0 < hi ? x : fill;
   }
-  // One 32-bit cache word (n == 0: none, read as zeros).
-  // out[i] = x[i] * scale in the act dtype, i < n (store_act). Element by element.
+  // out[i] = x[i] * scale in the act dtype, i < n (store_act).
   template <rpa_dtype kAct>
   static void store_act_row(void* out, size_t index, const float* x, float scale, int32_t n) {
-    for (int32_t i = 0; i < n; ++i) store_act(out, index + size_t(i), kAct, x[i] * scale);
+    store_act_elements(out, index, kAct, x, scale, n);
   }
 
+  // One 32-bit cache word (n == 0: none, read as zeros).
   using W = const uint8_t*;
   static W load_words(const uint8_t* word, int32_t n) {
     static const uint8_t kZeroWord[4] = {0, 0, 0, 0};
@@ -53,7 +52,7 @@ struct Ops {
   static void expand(const uint8_t* word, int32_t n, F* out) {
     expand_words<kCache>(load_words(word, n), out);
   }
-  // The decode's expand (see ops_avx2.inl): here expand_words, unscaled.
+  // The kernels' fast expand (see ops_avx2.inl): here expand_words, unscaled.
   template <rpa_dtype kCache>
   static constexpr float scaled_expand_scale() { return 1.0f; }
   template <rpa_dtype kCache>

@@ -16,6 +16,20 @@ constexpr int pack_of(rpa_dtype t) { return 4 / int(dtype_size(t)); }
 inline int32_t min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 inline int32_t max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 
+// The first position a query at `pos` sees: the sliding window's edge, else 0.
+inline int32_t first_visible(const AttentionCall& c, int32_t pos) {
+  return c.sliding_window > 0 ? max_i32(0, pos - c.sliding_window + 1) : 0;
+}
+
+// The online softmax's start for query head `head`: a sink starts the sum at
+// exp(sink - m) with m = sink (in the one split of a sequence that carries it).
+inline void start_softmax(const AttentionCall& c, int32_t head, bool carries_sink, float* m,
+                          float* l) {
+  const bool sink = carries_sink && c.sinks != nullptr && c.sinks[head] > -INFINITY;
+  *m = sink ? c.sinks[head] : -INFINITY;
+  *l = sink ? 1.0f : 0.0f;
+}
+
 // One query row of one head, as floats with sm_scale folded in (and q_scale
 // when q is quantized to the cache type), zero-padded to q_width so dot
 // products can run over whole K words. k_scale multiplies the scores instead
@@ -138,13 +152,12 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t q_start = c.cu_q_lens[w.seq];
   const int32_t first_pos = kv_len - (c.cu_q_lens[w.seq + 1] - q_start);
 
-  // Per row: visible interval, scaled query, softmax state (a sink starts the
-  // sum at exp(sink - m) with m = sink).
+  // Per row: visible interval, scaled query, softmax state.
   int32_t t_begin = kv_len, t_end = 0;
   for (int32_t r = w.row_begin; r < w.row_end; ++r) {
     const int32_t pos = first_pos + (r - q_start);
     const int32_t hi = c.causal ? pos + 1 : kv_len;
-    const int32_t lo = c.sliding_window > 0 ? max_i32(0, pos - c.sliding_window + 1) : 0;
+    const int32_t lo = first_visible(c, pos);
     t_begin = min_i32(t_begin, lo);
     t_end = max_i32(t_end, hi);
     for (int32_t hh = 0; hh < G; ++hh) {
@@ -165,9 +178,7 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       } else {
         load_query<kCache, kAct>(c, r, head, s.q + size_t(row) * q_width, q_width);
       }
-      const bool sink = c.sinks != nullptr && c.sinks[head] > -INFINITY;
-      s.m[row] = sink ? c.sinks[head] : -INFINITY;
-      s.l[row] = sink ? 1.0f : 0.0f;
+      start_softmax(c, head, true, &s.m[row], &s.l[row]);
       for (int32_t d = 0; d < acc_width; ++d) s.acc[size_t(row) * acc_width + d] = 0;
     }
   }

@@ -168,14 +168,12 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
   const int32_t kv_len = c.kv_lens[seq];
   const int32_t row = c.cu_q_lens[seq];
   const int32_t pos = kv_len - 1;
-  const int32_t t_begin = max_i32(w.kv_begin, c.sliding_window > 0 ? pos - c.sliding_window + 1 : 0);
+  const int32_t t_begin = max_i32(w.kv_begin, first_visible(c, pos));
   const int32_t t_end = min_i32(w.kv_end, kv_len);
   if (t_end == kv_len) decode_write_new_token<kAct>(c, seq);
 
   for (int32_t h = 0; h < Hq; ++h) {
-    const bool sink = w.first_split && c.sinks != nullptr && c.sinks[h] > -INFINITY;
-    m[h] = sink ? c.sinks[h] : -INFINITY;
-    l[h] = sink ? 1.0f : 0.0f;
+    start_softmax(c, h, w.first_split != 0, &m[h], &l[h]);
     for (int32_t d = 0; d < acc_width; ++d) acc[size_t(h) * acc_width + d] = 0;
   }
 

@@ -10,13 +10,6 @@
 //   scores s[g][t] for the page's tokens -> one max/exp/sum per page and row
 //   -> acc[g][:] += p[g][t] v[t], with the accumulators in registers.
 
-// Software prefetch of the next block in processing order (the next kv head's
-// block, or the next page's first), spread evenly over the current block's
-// score and P.V loops (about a line per K dim group and per V word row): a
-// burst of lines stalls the loads behind it (prefetches hold miss buffers
-// too; in a perf profile a third of the score loop's samples sat on the
-// prefetch when it ran in the score loop alone). Measured with rpa-bench
-// --ablate (no_prefetch rows) and a single-thread L3-resident decode.
 // One line into L2. GCC 12 at -O2 deletes a loop whose only effects are
 // prefetches (it may assume loops without side effects end, -ffinite-loops,
 // and prefetches are not side effects to it): it did so to a prefill prefetch
@@ -27,6 +20,13 @@ inline void prefetch_line(const uint8_t* line) {
   asm volatile("" : : "r"(line));
 }
 
+// Software prefetch of the next block in processing order (the next kv head's
+// block, or the next page's first), spread evenly over the current block's
+// score and P.V loops (about a line per K dim group and per V word row): a
+// burst of lines stalls the loads behind it (prefetches hold miss buffers
+// too; in a perf profile a third of the score loop's samples sat on the
+// prefetch when it ran in the score loop alone). Measured with rpa-bench
+// --ablate (no_prefetch rows) and a single-thread L3-resident decode.
 struct PrefetchCursor {
   const uint8_t* next = nullptr;
   const uint8_t* end = nullptr;
@@ -325,16 +325,14 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t kv_len = c.kv_lens[seq];
   const int32_t row = c.cu_q_lens[seq];
   const int32_t pos = kv_len - 1;
-  const int32_t t_begin = max_i32(w.kv_begin, c.sliding_window > 0 ? pos - c.sliding_window + 1 : 0);
+  const int32_t t_begin = max_i32(w.kv_begin, first_visible(c, pos));
   const int32_t t_end = min_i32(w.kv_end, kv_len);
 
   if (t_end == kv_len) decode_write_new_token<kAct>(c, seq);
 
   for (int32_t h = 0; h < Hq; ++h) {
     load_query<kCache, kAct>(c, row, h, q + size_t(h) * q_width, q_width);
-    const bool sink = w.first_split && c.sinks != nullptr && c.sinks[h] > -INFINITY;
-    m[h] = sink ? c.sinks[h] : -INFINITY;
-    l[h] = sink ? 1.0f : 0.0f;
+    start_softmax(c, h, w.first_split != 0, &m[h], &l[h]);
     for (int32_t d = 0; d < acc_width; ++d) acc[size_t(h) * acc_width + d] = 0;
   }
 

@@ -73,6 +73,12 @@ inline void tile_values(const float* p, int32_t p_stride, const float* vt, int32
     for (int v = 0; v < V; ++v) Ops::store(o + size_t(r) * o_stride + v * L, acc[r][v]);
 }
 
+// row[0 .. n) *= factor, n a multiple of kLanes.
+inline void scale_row(float* row, int32_t n, float factor) {
+  for (int32_t d = 0; d < n; d += Ops::kLanes)
+    Ops::store(row + d, Ops::mul(Ops::load(row + d), Ops::set1(factor)));
+}
+
 // kLanes cache words from `words`, of which the first n are wanted: whole
 // vectors load unmasked (masked loads cost more, on Zen 3 most of all), the
 // last one of a run masked so nothing past the page or cache is touched.
@@ -242,7 +248,7 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   for (int32_t r = w.row_begin; r < w.row_end; ++r) {
     const int32_t pos = first_pos + (r - q_start);
     const int32_t row_hi = c.causal ? pos + 1 : kv_len;
-    const int32_t row_lo = c.sliding_window > 0 ? max_i32(0, pos - c.sliding_window + 1) : 0;
+    const int32_t row_lo = first_visible(c, pos);
     t_begin = min_i32(t_begin, row_lo);
     t_end = max_i32(t_end, row_hi);
     for (int32_t hh = 0; hh < G; ++hh) {
@@ -251,9 +257,7 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       lo[row] = row_lo;
       hi[row] = row_hi;
       load_query<kCache, kAct>(c, r, head, q + size_t(row) * dims, dims);
-      const bool sink = c.sinks != nullptr && c.sinks[head] > -INFINITY;
-      m[row] = sink ? c.sinks[head] : -INFINITY;
-      l[row] = sink ? 1.0f : 0.0f;
+      start_softmax(c, head, true, &m[row], &l[row]);
       for (int32_t d = 0; d < o_stride; ++d) o[size_t(row) * o_stride + d] = 0;
     }
   }
@@ -304,12 +308,8 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
                                                   kUnscale, c.k_scale, c.soft_cap, &m[row], &l[row],
                                                   alpha);
         });
-        for (int32_t k = 0; k < run; ++k) {
-          if (alpha[k] == 1.0f) continue;
-          float* o_row = o + size_t(row + k) * o_stride;
-          for (int32_t d = 0; d < o_stride; d += L)
-            Ops::store(o_row + d, Ops::mul(Ops::load(o_row + d), Ops::set1(alpha[k])));
-        }
+        for (int32_t k = 0; k < run; ++k)
+          if (alpha[k] != 1.0f) scale_row(o + size_t(row + k) * o_stride, o_stride, alpha[k]);
       }
       row += run;
     }
@@ -323,6 +323,7 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         common_lo = max_i32(common_lo, col_lo[row]);
         common_hi = min_i32(common_hi, col_hi[row]);
       }
+      // No common columns: the edges below then cover each row's own range whole.
       if (common_lo >= common_hi) common_lo = common_hi = 0;
       if (common_lo < common_hi) {
         for (int32_t d0 = 0; d0 < o_stride; d0 += kTileWidth) {
@@ -351,11 +352,8 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const int32_t head = w.kv_head * G + hh;
       const size_t out_offset = (size_t(r) * c.num_q_heads + head) * D;
       float* o_row = o + size_t(row) * o_stride;
-      if constexpr (kUnscale != 1.0f) {
-        // Apart from v_scale / l: their product may overflow where each does not.
-        for (int32_t d = 0; d < o_stride; d += L)
-          Ops::store(o_row + d, Ops::mul(Ops::load(o_row + d), Ops::set1(kUnscale)));
-      }
+      // Apart from v_scale / l: their product may overflow where each does not.
+      if constexpr (kUnscale != 1.0f) scale_row(o_row, o_stride, kUnscale);
       Ops::template store_act_row<kAct>(c.out, out_offset, o_row, c.v_scale / l[row], D);
     }
   }
