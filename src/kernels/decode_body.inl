@@ -3,12 +3,18 @@
 // inside the per-ISA anonymous namespace.
 //
 // An item covers positions [kv_begin, kv_end) of one sequence for every kv
-// head, page by page: a page (all heads, K and V) is one contiguous run, and
-// while one (page, kv head) block is processed the next block is prefetched,
-// so the cache is read as long runs rather than 4-8 KiB random blocks. For each (page, kv
-// head) block the G query heads of that kv head share every K/V load:
-//   scores s[g][t] for the page's tokens -> one max/exp/sum per page and row
-//   -> acc[g][:] += p[g][t] v[t], with the accumulators in registers.
+// head, in blocks of whole pages (kDecodeBlockTokens or more positions; one
+// page from page size 64 up). A page (all heads, K and V) is one contiguous
+// run; while one kv head's blocks of a block's pages are processed, the next
+// kv head's (or the next block's first) are prefetched, so the cache is read
+// as long runs rather than 4-8 KiB random blocks. For each kv head the G
+// query heads share every K/V load:
+//   scores s[g][t] for the block's positions -> one max/exp/sum per block
+//   and row -> acc[g][:] += p[g][t] v[t], with the accumulators in registers
+//   across the block's pages.
+// Scores run tokens-in-lanes (a K load holds kLanes tokens of a dim group),
+// except at page size 1, where a page's K is one token's dims in a row and
+// each score is a dot product along the dims (decode_token_scores).
 
 // One line into L2. GCC 12 at -O2 deletes a loop whose only effects are
 // prefetches (it may assume loops without side effects end, -ffinite-loops,
@@ -31,17 +37,48 @@ struct PrefetchCursor {
   const uint8_t* next = nullptr;
   const uint8_t* end = nullptr;
   size_t lines_per_step = 0;
+  // The (page, kv head) blocks still to come after [next, end) (start_pages).
+  const AttentionCall* call = nullptr;
+  const int32_t* pages = nullptr;
+  int32_t pages_left = 0;
+  int32_t kv_head = 0;
 
+  // One contiguous range.
   void start(const uint8_t* block, size_t bytes, size_t steps) {
     next = block;
     end = block + bytes;
     lines_per_step = (bytes / 64 + steps - 1) / steps;
   }
+  // The blocks of kv head `head` in pages block_pages[0 .. count), in that order.
+  void start_pages(const AttentionCall& c, const int32_t* block_pages, int32_t count, int32_t head,
+                   size_t steps) {
+    call = &c;
+    pages = block_pages;
+    pages_left = count;
+    kv_head = head;
+    lines_per_step = (size_t(count) * c.layout.head_bytes / 64 + steps - 1) / steps;
+  }
   void step() {
-    for (size_t i = 0; i < lines_per_step && next < end; ++i, next += 64) prefetch_line(next);
+    for (size_t i = 0; i < lines_per_step; ++i, next += 64) {
+      if (next >= end && !next_block()) return;
+      prefetch_line(next);
+    }
   }
   void finish() {
-    for (; next < end; next += 64) prefetch_line(next);
+    for (;; next += 64) {
+      if (next >= end && !next_block()) return;
+      prefetch_line(next);
+    }
+  }
+
+ private:
+  bool next_block() {
+    if (pages_left == 0) return false;
+    next = call->cache + k_block_offset(call->layout, *pages, kv_head);
+    end = next + call->layout.head_bytes;
+    ++pages;
+    --pages_left;
+    return true;
   }
 };
 
@@ -109,41 +146,120 @@ inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_bloc
   }
 }
 
-// acc[b][:] = alpha[b] * acc[b][:] + sum over slots of p[b][slot] * v[slot][:]
-// for GB rows, over Ops::kDecodeVecsPerBlock vectors of dims from d0 (kFull:
-// all inside head_dim, loaded without masks).
+// Positions [lo, hi) of a decode item's block: `count` consecutive entries of
+// the sequence's page table from `pages`, positions counted from the first
+// page's slot 0. The block's scores of a row sit in one run, page j's slot s
+// at j * page_size + s, so the softmax and the P.V accumulators span the
+// whole block (kDecodeBlockTokens) whatever the page size.
+struct DecodeBlock {
+  const int32_t* pages;
+  int32_t count;
+  int32_t lo, hi;
+  // Page e's K block of the kv head at work (its V block follows it), set
+  // once per kv head: at small pages the address arithmetic per page and
+  // dim block took a visible share of the P.V loop.
+  const uint8_t* const* k_blocks = nullptr;
+  int32_t slot_lo(int32_t j, int32_t page_size) const { return max_i32(lo - j * page_size, 0); }
+  int32_t slot_hi(int32_t j, int32_t page_size) const {
+    return min_i32(hi - j * page_size, page_size);
+  }
+};
+
+// At page_size 1 a page is one token, and its K words (dim groups) are one
+// contiguous run: each score is a dot product along the dims, K loaded once
+// for the GB rows, with the queries permuted to the expand's order
+// (permute_query_for_tokens). The tokens-in-lanes steps of decode_scores
+// would fill one lane of kDecodeScoreChunks * kLanes per page: at page 1 a
+// bf16 decode ran ~11x slower than at page 16 (AVX2, Zen 3).
+template <rpa_dtype kCache, int GB>
+inline void decode_token_scores(const AttentionCall& c, const DecodeBlock& block, const float* q, int32_t q_width, float* s, int32_t s_width,
+                                PrefetchCursor* prefetch) {
+  constexpr int L = Ops::kLanes;
+  constexpr int kPack = pack_of(kCache);
+  using F = typename Ops::F;
+  const int32_t dim_groups = c.layout.dim_groups;
+  for (int32_t t = block.lo; t < block.hi; ++t) {
+    prefetch->step();
+    const uint8_t* k_words = block.k_blocks[t];
+    F acc[GB][2];
+    for (int b = 0; b < GB; ++b) acc[b][0] = acc[b][1] = Ops::zero();
+    for (int32_t g0 = 0; g0 < dim_groups; g0 += L) {
+      const int32_t n = dim_groups - g0;
+      F x[kPack];
+      Ops::template scaled_expand_words<kCache>(
+          n >= L ? Ops::load_words_full(k_words + size_t(g0) * 4)
+                 : Ops::load_words(k_words + size_t(g0) * 4, n),
+          x);
+      for (int j = 0; j < kPack; ++j)
+        for (int b = 0; b < GB; ++b)
+          acc[b][j % 2] = Ops::fmadd(Ops::load(q + size_t(b) * q_width + g0 * kPack + j * L), x[j],
+                                     acc[b][j % 2]);
+    }
+    for (int b = 0; b < GB; ++b) s[size_t(b) * s_width + t] = Ops::reduce_add(Ops::add(acc[b][0], acc[b][1]));
+  }
+}
+
+// The query in the order decode_token_scores reads it: for each run of
+// kLanes cache words (kLanes * pack dims), expand output j's lanes, i.e.
+// dims (g0 + i) * pack + j for i < kLanes, j by j. q has q_width floats, a
+// whole number of such runs, zero past head_dim.
+template <rpa_dtype kCache>
+inline void permute_query_for_tokens(float* q, int32_t q_width) {
+  constexpr int L = Ops::kLanes;
+  constexpr int kPack = pack_of(kCache);
+  float natural[kMaxQueryWidth];
+  for (int32_t d = 0; d < q_width; ++d) natural[d] = q[d];
+  for (int32_t g0 = 0; g0 * kPack < q_width; g0 += L)
+    for (int j = 0; j < kPack; ++j)
+      for (int i = 0; i < L; ++i) q[g0 * kPack + j * L + i] = natural[(g0 + i) * kPack + j];
+}
+
+// acc[b][:] = alpha[b] * acc[b][:] + sum over the block's positions of
+// p[b][t] * v[t][:] for GB rows, over Ops::kDecodeVecsPerBlock vectors of
+// dims from d0 (kFull: all inside head_dim, loaded without masks), the
+// accumulators in registers across the block's pages (loaded, rescaled and
+// stored once per block: per 16-token page they took ~1/6 of the P.V loop's
+// vector ops).
 // Inlined into decode_values: as a call per block its prologue and epilogue
 // copied the accumulators through the stack (~5% of a page-16 decode).
 template <rpa_dtype kCache, int GB, bool kFull>
 [[gnu::always_inline]] inline void decode_values_block(
-    const float* p, int32_t s_width, const float* alpha, const uint8_t* v_block, int32_t head_dim,
-    int32_t d0, int32_t slot_lo, int32_t slot_hi, float* acc, int32_t acc_width,
+    const AttentionCall& c, const DecodeBlock& block, const float* p, int32_t s_width, const float* alpha, int32_t d0, float* acc, int32_t acc_width,
     PrefetchCursor* prefetch) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
   constexpr int kVecs = Ops::kDecodeVecsPerBlock;
   using F = typename Ops::F;
+  const CacheLayout& lay = c.layout;
+  const int32_t head_dim = lay.head_dim;
   F o[GB][kVecs];
   for (int b = 0; b < GB; ++b)
     for (int v = 0; v < kVecs; ++v)
       o[b][v] = Ops::mul(Ops::load(acc + size_t(b) * acc_width + d0 + v * L), Ops::set1(alpha[b]));
-  for (int32_t g = slot_lo / kPack; g * kPack < slot_hi; ++g) {
-    prefetch->step();
-    F x[kVecs][kPack];
-    for (int v = 0; v < kVecs; ++v) {
-      const uint8_t* words = v_block + (size_t(g) * head_dim + d0 + v * L) * 4;
-      Ops::template scaled_expand_words<kCache>(
-          kFull ? Ops::load_words_full(words) : Ops::load_words(words, head_dim - (d0 + v * L)), x[v]);
-    }
-    // Slots of this word outside [slot_lo, slot_hi) are never multiplied:
-    // they may hold anything, NaN included.
-    const int32_t j_lo = max_i32(slot_lo - g * kPack, 0);
-    const int32_t j_hi = min_i32(slot_hi - g * kPack, kPack);
-    for (int j = 0; j < kPack; ++j) {
-      if (j < j_lo || j >= j_hi) continue;  // j stays a constant: x stays in registers
-      for (int b = 0; b < GB; ++b) {
-        const F pj = Ops::set1(p[size_t(b) * s_width + g * kPack + j]);
-        for (int v = 0; v < kVecs; ++v) o[b][v] = Ops::fmadd(pj, x[v][j], o[b][v]);
+  for (int32_t e = 0; e < block.count; ++e) {
+    const uint8_t* v_block = block.k_blocks[e] + lay.k_block_bytes;
+    const float* pe = p + size_t(e) * lay.page_size;
+    const int32_t slot_lo = block.slot_lo(e, lay.page_size);
+    const int32_t slot_hi = block.slot_hi(e, lay.page_size);
+    for (int32_t g = slot_lo / kPack; g * kPack < slot_hi; ++g) {
+      prefetch->step();
+      F x[kVecs][kPack];
+      for (int v = 0; v < kVecs; ++v) {
+        const uint8_t* words = v_block + (size_t(g) * head_dim + d0 + v * L) * 4;
+        Ops::template scaled_expand_words<kCache>(
+            kFull ? Ops::load_words_full(words) : Ops::load_words(words, head_dim - (d0 + v * L)),
+            x[v]);
+      }
+      // Slots of this word outside [slot_lo, slot_hi) are never multiplied:
+      // they may hold anything, NaN included.
+      const int32_t j_lo = max_i32(slot_lo - g * kPack, 0);
+      const int32_t j_hi = min_i32(slot_hi - g * kPack, kPack);
+      for (int j = 0; j < kPack; ++j) {
+        if (j < j_lo || j >= j_hi) continue;  // j stays a constant: x stays in registers
+        for (int b = 0; b < GB; ++b) {
+          const F pj = Ops::set1(pe[size_t(b) * s_width + g * kPack + j]);
+          for (int v = 0; v < kVecs; ++v) o[b][v] = Ops::fmadd(pj, x[v][j], o[b][v]);
+        }
       }
     }
   }
@@ -152,18 +268,17 @@ template <rpa_dtype kCache, int GB, bool kFull>
 }
 
 template <rpa_dtype kCache, int GB>
-inline void decode_values(const float* p, int32_t s_width, const float* alpha,
-                          const uint8_t* v_block, int32_t head_dim, int32_t slot_lo,
-                          int32_t slot_hi, float* acc, int32_t acc_width,
-                          PrefetchCursor* prefetch) {
+inline void decode_values(const AttentionCall& c, const DecodeBlock& block, const float* p, int32_t s_width, const float* alpha, float* acc,
+                          int32_t acc_width, PrefetchCursor* prefetch) {
   constexpr int32_t kBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
+  const int32_t head_dim = c.layout.head_dim;
   for (int32_t d0 = 0; d0 < head_dim; d0 += kBlock) {
     if (d0 + kBlock <= head_dim)
-      decode_values_block<kCache, GB, true>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
-                                            slot_hi, acc, acc_width, prefetch);
+      decode_values_block<kCache, GB, true>(c, block, p, s_width, alpha, d0, acc,
+                                            acc_width, prefetch);
     else
-      decode_values_block<kCache, GB, false>(p, s_width, alpha, v_block, head_dim, d0, slot_lo,
-                                             slot_hi, acc, acc_width, prefetch);
+      decode_values_block<kCache, GB, false>(c, block, p, s_width, alpha, d0, acc,
+                                             acc_width, prefetch);
   }
 }
 
@@ -310,9 +425,11 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t G = c.group;
   const int32_t Hq = c.num_q_heads;
   const int32_t page_size = lay.page_size;
-  const int32_t q_width = lay.dim_groups * kPack;
+  // Whole runs of kMaxLanes words, as permute_query_for_tokens needs.
+  const int32_t q_width = int32_t(round_up(size_t(lay.dim_groups), kMaxLanes)) * kPack;
   const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kMaxDecodeVecsPerBlock));
-  const int32_t s_width = int32_t(round_up(size_t(page_size), kMaxLanes));
+  const int32_t s_width = decode_score_width(page_size);
+  const int32_t block_pages = decode_block_pages(page_size);
 
   float* q = scratch;                        // [Hq][q_width]
   float* acc = q + size_t(Hq) * q_width;     // [Hq][acc_width]
@@ -332,69 +449,109 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
 
   for (int32_t h = 0; h < Hq; ++h) {
     load_query<kCache, kAct>(c, row, h, q + size_t(h) * q_width, q_width);
+    if (page_size == 1) permute_query_for_tokens<kCache>(q + size_t(h) * q_width, q_width);
     start_softmax(c, h, w.first_split != 0, &m[h], &l[h]);
     for (int32_t d = 0; d < acc_width; ++d) acc[size_t(h) * acc_width + d] = 0;
   }
 
-  for (int32_t e = t_begin / page_size; e * page_size < t_end; ++e) {
-    const int32_t* pages = c.page_table + size_t(seq) * c.pages_per_seq;
-    const int32_t base = e * page_size;
-    const int32_t slot_lo = max_i32(t_begin - base, 0);
-    const int32_t slot_hi = min_i32(t_end - base, page_size);
-    const bool has_next = (e + 1) * page_size < t_end;
+  const int32_t* pages = c.page_table + size_t(seq) * c.pages_per_seq;
+  const int32_t last_page = (t_end - 1) / page_size;
+  auto block_at = [&](int32_t e0) {
+    const int32_t count = min_i32(block_pages, last_page - e0 + 1);
+    const int32_t base = e0 * page_size;
+    return DecodeBlock{pages + e0, count, max_i32(t_begin - base, 0),
+                       min_i32(t_end - base, count * page_size)};
+  };
+  for (int32_t e0 = t_begin / page_size; e0 <= last_page; e0 += block_pages) {
+    const DecodeBlock block = block_at(e0);
+    const bool has_next = e0 + block.count <= last_page;
+    // Prefetch steps per kv head: one per K dim group of each score step (per
+    // token at page 1), one per V word row of each P.V dim block.
+    int32_t score_steps = 0, value_groups = 0;
+    for (int32_t e = 0; e < block.count; ++e) {
+      const int32_t slot_lo = block.slot_lo(e, page_size), slot_hi = block.slot_hi(e, page_size);
+      score_steps += page_size == 1 ? 1
+                                    : (slot_hi - slot_lo / kScoreStep * kScoreStep + kScoreStep - 1) /
+                                          kScoreStep * lay.dim_groups;
+      value_groups += (slot_hi - 1) / kPack - slot_lo / kPack + 1;
+    }
     for (int32_t kv_head = 0; kv_head < lay.num_kv_heads; ++kv_head) {
-      const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
-      const uint8_t* v_block = k_block + lay.k_block_bytes;
       PrefetchCursor prefetch;
       const bool last_head = kv_head + 1 == lay.num_kv_heads;
       if (c.prefetch && (has_next || !last_head)) {
         const int32_t score_passes = G / kScoreRows + G % kScoreRows;
-        const int32_t score_chunks =
-            (slot_hi - slot_lo / kScoreStep * kScoreStep + kScoreStep - 1) / kScoreStep;
         const int32_t value_passes = G / Ops::kDecodeValueRows + G % Ops::kDecodeValueRows;
         const int32_t value_blocks = (D + kValueBlock - 1) / kValueBlock;
-        const int32_t value_groups = (slot_hi - 1) / kPack - slot_lo / kPack + 1;
-        const int32_t steps = score_passes * score_chunks * lay.dim_groups +
+        const int32_t steps = score_passes * score_steps +
                               value_passes * value_blocks * value_groups;
-        prefetch.start(c.cache + (last_head ? k_block_offset(lay, pages[e + 1], 0)
-                                            : k_block_offset(lay, pages[e], kv_head + 1)),
-                       lay.head_bytes, size_t(steps));
+        if (last_head) {
+          const DecodeBlock next = block_at(e0 + block.count);
+          prefetch.start_pages(c, next.pages, next.count, 0, size_t(steps));
+        } else {
+          prefetch.start_pages(c, block.pages, block.count, kv_head + 1, size_t(steps));
+        }
       }
       const int32_t h0 = kv_head * G;
-      for (int32_t g = 0; g < G; g += kScoreRows) {
-        const float* qg = q + size_t(h0 + g) * q_width;
-        float* sg = s + size_t(g) * s_width;
-        if (G - g >= kScoreRows) {
-          decode_scores<kCache, kScoreRows>(qg, q_width, k_block, page_size, lay.dim_groups,
-                                            slot_lo, slot_hi, sg, s_width, &prefetch);
-        } else {
-          for (int32_t b = 0; b < G - g; ++b)
-            decode_scores<kCache, 1>(qg + size_t(b) * q_width, q_width, k_block, page_size,
-                                     lay.dim_groups, slot_lo, slot_hi, sg + size_t(b) * s_width,
-                                     s_width, &prefetch);
+      const uint8_t* k_blocks[kDecodeBlockTokens];
+      for (int32_t e = 0; e < block.count; ++e)
+        k_blocks[e] = c.cache + k_block_offset(lay, block.pages[e], kv_head);
+      DecodeBlock head_block = block;
+      head_block.k_blocks = k_blocks;
+      if (page_size == 1) {
+        for (int32_t g = 0; g < G; g += kScoreRows) {
+          const float* qg = q + size_t(h0 + g) * q_width;
+          float* sg = s + size_t(g) * s_width;
+          if (G - g >= kScoreRows) {
+            decode_token_scores<kCache, kScoreRows>(c, head_block, qg, q_width, sg, s_width,
+                                                    &prefetch);
+          } else {
+            for (int32_t b = 0; b < G - g; ++b)
+              decode_token_scores<kCache, 1>(c, head_block, qg + size_t(b) * q_width, q_width,
+                                             sg + size_t(b) * s_width, s_width, &prefetch);
+          }
+        }
+      }
+      for (int32_t e = 0; e < block.count && page_size > 1; ++e) {
+        const uint8_t* k_block = k_blocks[e];
+        const int32_t slot_lo = block.slot_lo(e, page_size), slot_hi = block.slot_hi(e, page_size);
+        // Page e's scores from column e * page_size; a last score step past
+        // the page writes into the next page's columns before that page does.
+        float* se = s + size_t(e) * page_size;
+        for (int32_t g = 0; g < G; g += kScoreRows) {
+          const float* qg = q + size_t(h0 + g) * q_width;
+          float* sg = se + size_t(g) * s_width;
+          if (G - g >= kScoreRows) {
+            decode_scores<kCache, kScoreRows>(qg, q_width, k_block, page_size, lay.dim_groups,
+                                              slot_lo, slot_hi, sg, s_width, &prefetch);
+          } else {
+            for (int32_t b = 0; b < G - g; ++b)
+              decode_scores<kCache, 1>(qg + size_t(b) * q_width, q_width, k_block, page_size,
+                                       lay.dim_groups, slot_lo, slot_hi, sg + size_t(b) * s_width,
+                                       s_width, &prefetch);
+          }
         }
       }
       // sm_scale is folded into q; the scores carry the expand's scale.
       int32_t g_soft = 0;
       for (; g_soft + kSoftmaxRows <= G; g_soft += kSoftmaxRows)
-        decode_softmax_rows<kSoftmaxRows>(s + size_t(g_soft) * s_width, s_width, slot_lo, slot_hi,
+        decode_softmax_rows<kSoftmaxRows>(s + size_t(g_soft) * s_width, s_width, block.lo, block.hi,
                                           1.0f / kExpandScale, c.k_scale, c.soft_cap,
                                           &m[h0 + g_soft], &l[h0 + g_soft], &alpha[h0 + g_soft]);
       for (; g_soft < G; ++g_soft)
-        alpha[h0 + g_soft] = decode_softmax(s + size_t(g_soft) * s_width, slot_lo, slot_hi,
+        alpha[h0 + g_soft] = decode_softmax(s + size_t(g_soft) * s_width, block.lo, block.hi,
                                             1.0f / kExpandScale, c.k_scale, c.soft_cap,
                                             &m[h0 + g_soft], &l[h0 + g_soft]);
       for (int32_t g = 0; g < G; g += Ops::kDecodeValueRows) {
         const float* pg = s + size_t(g) * s_width;
         float* ag = acc + size_t(h0 + g) * acc_width;
         if (G - g >= Ops::kDecodeValueRows) {
-          decode_values<kCache, Ops::kDecodeValueRows>(pg, s_width, alpha + h0 + g, v_block, D,
-                                                  slot_lo, slot_hi, ag, acc_width, &prefetch);
+          decode_values<kCache, Ops::kDecodeValueRows>(c, head_block, pg, s_width,
+                                                       alpha + h0 + g, ag, acc_width, &prefetch);
         } else {
           for (int32_t b = 0; b < G - g; ++b)
-            decode_values<kCache, 1>(pg + size_t(b) * s_width, s_width, alpha + h0 + g + b,
-                                     v_block, D, slot_lo, slot_hi, ag + size_t(b) * acc_width,
-                                     acc_width, &prefetch);
+            decode_values<kCache, 1>(c, head_block, pg + size_t(b) * s_width, s_width,
+                                     alpha + h0 + g + b, ag + size_t(b) * acc_width, acc_width,
+                                     &prefetch);
         }
       }
       prefetch.finish();

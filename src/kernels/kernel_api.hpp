@@ -78,14 +78,33 @@ inline size_t attention_scratch_floats(const CacheLayout& l, int32_t group, int3
   return n * (q + acc + kMaxLanes + 4) + 64;
 }
 
+// The decode kernel (kernels/decode_body.inl) walks a sequence in blocks of
+// whole pages, at least this many tokens when pages are smaller: one softmax
+// step per block and row, and the P.V accumulators stay in registers across
+// the block's pages. Per 16-token page, that per-block work took ~1/8 of a
+// bf16 decode's kernel time against ~1/15 at page 128 (perf, AVX2, Zen 3).
+inline constexpr int32_t kDecodeBlockTokens = 64;
+inline int32_t decode_block_pages(int32_t page_size) {
+  return page_size >= kDecodeBlockTokens ? 1 : kDecodeBlockTokens / page_size;
+}
+// Floats per row of a decode item's scores: a block's positions, plus room
+// for the last page's whole score steps (at most kMaxLanes wide) past them.
+inline int32_t decode_score_width(int32_t page_size) {
+  return int32_t(round_up(size_t(decode_block_pages(page_size)) * page_size + kMaxLanes, kMaxLanes));
+}
+
+// Floats of a decode query row: head_dim <= 512 (validate.cpp) padded to
+// whole runs of kMaxLanes cache words of up to 4 dims.
+inline constexpr int32_t kMaxQueryWidth = 512 + 4 * int32_t(kMaxLanes);
+
 // Float scratch of a decode item (all kv heads, one query row). Its
 // accumulator rows are padded to a whole number of P.V dim blocks of any
 // ISA: the widest is 4 vectors of kMaxLanes (Ops::kDecodeVecsPerBlock).
 inline constexpr size_t kMaxDecodeVecsPerBlock = 4;
 inline size_t decode_scratch_floats(const CacheLayout& l, int32_t num_q_heads, int32_t group) {
-  const size_t q = size_t(l.dim_groups) * l.pack;
+  const size_t q = round_up(size_t(l.dim_groups), kMaxLanes) * l.pack;
   const size_t acc = round_up(size_t(l.head_dim), kMaxLanes * kMaxDecodeVecsPerBlock);
-  const size_t scores = round_up(size_t(l.page_size), kMaxLanes);
+  const size_t scores = size_t(decode_score_width(l.page_size));
   // + the AMX decode's tile staging: a P.V result, bf16 probabilities, a
   // copy of up to 16 V rows and, for 1-byte caches, a page's K and V as bf16.
   const size_t amx = 16 * 16 + 16 * 32 / 2 + 16 * size_t(l.head_dim) +
