@@ -195,8 +195,7 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
       PrefetchCursor prefetch;
       if (c.prefetch && has_next) {
         const int32_t pv_steps = ((slot_hi - 1) / pv_tokens - slot_lo / pv_tokens + 1) * (D / 16);
-        prefetch.start(c.cache + k_block_offset(lay, pages[e + 1], kv_head), lay.head_bytes,
-                       size_t(pv_steps));
+        prefetch.start_pages(c, pages + e + 1, 1, kv_head, size_t(pv_steps));
       }
       const int32_t h0 = kv_head * G;
       const uint16_t* q = queries + size_t(h0) * D;  // G rows of D bf16, stride D

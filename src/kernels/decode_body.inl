@@ -37,18 +37,12 @@ struct PrefetchCursor {
   const uint8_t* next = nullptr;
   const uint8_t* end = nullptr;
   size_t lines_per_step = 0;
-  // The (page, kv head) blocks still to come after [next, end) (start_pages).
+  // The (page, kv head) blocks still to come after [next, end).
   const AttentionCall* call = nullptr;
   const int32_t* pages = nullptr;
   int32_t pages_left = 0;
   int32_t kv_head = 0;
 
-  // One contiguous range.
-  void start(const uint8_t* block, size_t bytes, size_t steps) {
-    next = block;
-    end = block + bytes;
-    lines_per_step = (bytes / 64 + steps - 1) / steps;
-  }
   // The blocks of kv head `head` in pages block_pages[0 .. count), in that order.
   void start_pages(const AttentionCall& c, const int32_t* block_pages, int32_t count, int32_t head,
                    size_t steps) {
@@ -172,7 +166,8 @@ struct DecodeBlock {
 // would fill one lane of kDecodeScoreChunks * kLanes per page: at page 1 a
 // bf16 decode ran ~11x slower than at page 16 (AVX2, Zen 3).
 template <rpa_dtype kCache, int GB>
-inline void decode_token_scores(const AttentionCall& c, const DecodeBlock& block, const float* q, int32_t q_width, float* s, int32_t s_width,
+inline void decode_token_scores(const AttentionCall& c, const DecodeBlock& block, const float* q,
+                                int32_t q_width, float* s, int32_t s_width,
                                 PrefetchCursor* prefetch) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
@@ -195,8 +190,26 @@ inline void decode_token_scores(const AttentionCall& c, const DecodeBlock& block
           acc[b][j % 2] = Ops::fmadd(Ops::load(q + size_t(b) * q_width + g0 * kPack + j * L), x[j],
                                      acc[b][j % 2]);
     }
-    for (int b = 0; b < GB; ++b) s[size_t(b) * s_width + t] = Ops::reduce_add(Ops::add(acc[b][0], acc[b][1]));
+    for (int b = 0; b < GB; ++b)
+      s[size_t(b) * s_width + t] = Ops::reduce_add(Ops::add(acc[b][0], acc[b][1]));
   }
+}
+
+// Scores of GB query rows against the block's positions, s[b][t] with t
+// counted from the block's first page (DecodeBlock).
+template <rpa_dtype kCache, int GB>
+inline void decode_block_scores(const AttentionCall& c, const DecodeBlock& block, const float* q,
+                                int32_t q_width, float* s, int32_t s_width,
+                                PrefetchCursor* prefetch) {
+  const int32_t page_size = c.layout.page_size;
+  if (page_size == 1)
+    return decode_token_scores<kCache, GB>(c, block, q, q_width, s, s_width, prefetch);
+  // Page e's scores from column e * page_size; a last score step past the
+  // page writes into the next page's columns before that page does.
+  for (int32_t e = 0; e < block.count; ++e)
+    decode_scores<kCache, GB>(q, q_width, block.k_blocks[e], page_size, c.layout.dim_groups,
+                              block.slot_lo(e, page_size), block.slot_hi(e, page_size),
+                              s + size_t(e) * page_size, s_width, prefetch);
 }
 
 // The query in the order decode_token_scores reads it: for each run of
@@ -224,8 +237,8 @@ inline void permute_query_for_tokens(float* q, int32_t q_width) {
 // copied the accumulators through the stack (~5% of a page-16 decode).
 template <rpa_dtype kCache, int GB, bool kFull>
 [[gnu::always_inline]] inline void decode_values_block(
-    const AttentionCall& c, const DecodeBlock& block, const float* p, int32_t s_width, const float* alpha, int32_t d0, float* acc, int32_t acc_width,
-    PrefetchCursor* prefetch) {
+    const AttentionCall& c, const DecodeBlock& block, const float* p, int32_t s_width,
+    const float* alpha, int32_t d0, float* acc, int32_t acc_width, PrefetchCursor* prefetch) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
   constexpr int kVecs = Ops::kDecodeVecsPerBlock;
@@ -268,21 +281,22 @@ template <rpa_dtype kCache, int GB, bool kFull>
 }
 
 template <rpa_dtype kCache, int GB>
-inline void decode_values(const AttentionCall& c, const DecodeBlock& block, const float* p, int32_t s_width, const float* alpha, float* acc,
-                          int32_t acc_width, PrefetchCursor* prefetch) {
+inline void decode_values(const AttentionCall& c, const DecodeBlock& block, const float* p,
+                          int32_t s_width, const float* alpha, float* acc, int32_t acc_width,
+                          PrefetchCursor* prefetch) {
   constexpr int32_t kBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
   const int32_t head_dim = c.layout.head_dim;
   for (int32_t d0 = 0; d0 < head_dim; d0 += kBlock) {
     if (d0 + kBlock <= head_dim)
-      decode_values_block<kCache, GB, true>(c, block, p, s_width, alpha, d0, acc,
-                                            acc_width, prefetch);
+      decode_values_block<kCache, GB, true>(c, block, p, s_width, alpha, d0, acc, acc_width,
+                                            prefetch);
     else
-      decode_values_block<kCache, GB, false>(c, block, p, s_width, alpha, d0, acc,
-                                             acc_width, prefetch);
+      decode_values_block<kCache, GB, false>(c, block, p, s_width, alpha, d0, acc, acc_width,
+                                             prefetch);
   }
 }
 
-// Softmax step of R rows over the page's scores (rows s_width apart): masks
+// Softmax step of R rows over a block's scores (rows s_width apart): masks
 // slots outside [slot_lo, slot_hi) (in the edge chunks only: a lane mask
 // costs ~6 vector ops per chunk, more than the rest of the first pass),
 // applies the score scale (when not folded into q), then k_scale (two
@@ -412,6 +426,16 @@ constexpr int decode_score_rows() {
   return Ops::kDecodeScoreChunks == 1 ? 8 / pack_of(kCache) : 8 / Ops::kDecodeScoreChunks;
 }
 
+// fn(std::integral_constant<int, R>{}, g) for each whole group of R of the
+// G query rows of a kv head, then fn(std::integral_constant<int, 1>{}, g) for
+// each row left over.
+template <int R, class Fn>
+inline void in_row_groups(int32_t G, Fn&& fn) {
+  int32_t g = 0;
+  for (; g + R <= G; g += R) fn(std::integral_constant<int, R>{}, g);
+  for (; g < G; ++g) fn(std::integral_constant<int, 1>{}, g);
+}
+
 template <rpa_dtype kCache, rpa_dtype kAct>
 void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kPack = pack_of(kCache);
@@ -470,9 +494,9 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
     int32_t score_steps = 0, value_groups = 0;
     for (int32_t e = 0; e < block.count; ++e) {
       const int32_t slot_lo = block.slot_lo(e, page_size), slot_hi = block.slot_hi(e, page_size);
-      score_steps += page_size == 1 ? 1
-                                    : (slot_hi - slot_lo / kScoreStep * kScoreStep + kScoreStep - 1) /
-                                          kScoreStep * lay.dim_groups;
+      const int32_t chunk_steps =
+          (slot_hi - slot_lo / kScoreStep * kScoreStep + kScoreStep - 1) / kScoreStep;
+      score_steps += page_size == 1 ? 1 : chunk_steps * lay.dim_groups;
       value_groups += (slot_hi - 1) / kPack - slot_lo / kPack + 1;
     }
     for (int32_t kv_head = 0; kv_head < lay.num_kv_heads; ++kv_head) {
@@ -497,63 +521,25 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         k_blocks[e] = c.cache + k_block_offset(lay, block.pages[e], kv_head);
       DecodeBlock head_block = block;
       head_block.k_blocks = k_blocks;
-      if (page_size == 1) {
-        for (int32_t g = 0; g < G; g += kScoreRows) {
-          const float* qg = q + size_t(h0 + g) * q_width;
-          float* sg = s + size_t(g) * s_width;
-          if (G - g >= kScoreRows) {
-            decode_token_scores<kCache, kScoreRows>(c, head_block, qg, q_width, sg, s_width,
-                                                    &prefetch);
-          } else {
-            for (int32_t b = 0; b < G - g; ++b)
-              decode_token_scores<kCache, 1>(c, head_block, qg + size_t(b) * q_width, q_width,
-                                             sg + size_t(b) * s_width, s_width, &prefetch);
-          }
-        }
-      }
-      for (int32_t e = 0; e < block.count && page_size > 1; ++e) {
-        const uint8_t* k_block = k_blocks[e];
-        const int32_t slot_lo = block.slot_lo(e, page_size), slot_hi = block.slot_hi(e, page_size);
-        // Page e's scores from column e * page_size; a last score step past
-        // the page writes into the next page's columns before that page does.
-        float* se = s + size_t(e) * page_size;
-        for (int32_t g = 0; g < G; g += kScoreRows) {
-          const float* qg = q + size_t(h0 + g) * q_width;
-          float* sg = se + size_t(g) * s_width;
-          if (G - g >= kScoreRows) {
-            decode_scores<kCache, kScoreRows>(qg, q_width, k_block, page_size, lay.dim_groups,
-                                              slot_lo, slot_hi, sg, s_width, &prefetch);
-          } else {
-            for (int32_t b = 0; b < G - g; ++b)
-              decode_scores<kCache, 1>(qg + size_t(b) * q_width, q_width, k_block, page_size,
-                                       lay.dim_groups, slot_lo, slot_hi, sg + size_t(b) * s_width,
-                                       s_width, &prefetch);
-          }
-        }
-      }
+      in_row_groups<kScoreRows>(G, [&](auto rows, int32_t g) {
+        decode_block_scores<kCache, decltype(rows)::value>(c, head_block,
+                                                           q + size_t(h0 + g) * q_width, q_width,
+                                                           s + size_t(g) * s_width, s_width,
+                                                           &prefetch);
+      });
       // sm_scale is folded into q; the scores carry the expand's scale.
-      int32_t g_soft = 0;
-      for (; g_soft + kSoftmaxRows <= G; g_soft += kSoftmaxRows)
-        decode_softmax_rows<kSoftmaxRows>(s + size_t(g_soft) * s_width, s_width, block.lo, block.hi,
-                                          1.0f / kExpandScale, c.k_scale, c.soft_cap,
-                                          &m[h0 + g_soft], &l[h0 + g_soft], &alpha[h0 + g_soft]);
-      for (; g_soft < G; ++g_soft)
-        alpha[h0 + g_soft] = decode_softmax(s + size_t(g_soft) * s_width, block.lo, block.hi,
-                                            1.0f / kExpandScale, c.k_scale, c.soft_cap,
-                                            &m[h0 + g_soft], &l[h0 + g_soft]);
-      for (int32_t g = 0; g < G; g += Ops::kDecodeValueRows) {
-        const float* pg = s + size_t(g) * s_width;
-        float* ag = acc + size_t(h0 + g) * acc_width;
-        if (G - g >= Ops::kDecodeValueRows) {
-          decode_values<kCache, Ops::kDecodeValueRows>(c, head_block, pg, s_width,
-                                                       alpha + h0 + g, ag, acc_width, &prefetch);
-        } else {
-          for (int32_t b = 0; b < G - g; ++b)
-            decode_values<kCache, 1>(c, head_block, pg + size_t(b) * s_width, s_width,
-                                     alpha + h0 + g + b, ag + size_t(b) * acc_width, acc_width,
-                                     &prefetch);
-        }
-      }
+      in_row_groups<kSoftmaxRows>(G, [&](auto rows, int32_t g) {
+        decode_softmax_rows<decltype(rows)::value>(s + size_t(g) * s_width, s_width, block.lo,
+                                                   block.hi, 1.0f / kExpandScale, c.k_scale,
+                                                   c.soft_cap, &m[h0 + g], &l[h0 + g],
+                                                   &alpha[h0 + g]);
+      });
+      in_row_groups<Ops::kDecodeValueRows>(G, [&](auto rows, int32_t g) {
+        decode_values<kCache, decltype(rows)::value>(c, head_block, s + size_t(g) * s_width,
+                                                     s_width, alpha + h0 + g,
+                                                     acc + size_t(h0 + g) * acc_width, acc_width,
+                                                     &prefetch);
+      });
       prefetch.finish();
     }
   }
