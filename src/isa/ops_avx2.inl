@@ -134,6 +134,11 @@ struct Ops {
   static W load_words_full(const uint8_t* words) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
   }
+  // kLanes / 4 runs of 4 words, run i at quads[i] + offset.
+  static W load_quads(const uint8_t* const* quads, size_t offset) {
+    return _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(quads[1] + offset),
+                               reinterpret_cast<const __m128i*>(quads[0] + offset));
+  }
   template <rpa_dtype kCache>
   static void expand(const uint8_t* words, int32_t n, F* out) {
     expand_words<kCache>(load_words(words, n), out);
