@@ -2,10 +2,10 @@
 // pages of at least kDecodeBlockTokens (64) positions, so at small page sizes
 // one softmax step and one pass of the P.V accumulators span many pages. The
 // edges: kv_len on and around block and page boundaries, page sizes that do
-// not divide the block, pages of whole 4-token runs smaller than a score step
-// (4, 12, 20: its steps gather runs across pages), sliding windows and
-// split-KV items starting inside a block (and inside a page), GQA 1..8, soft
-// cap and sinks.
+// not divide the block, pages of whole 4- or 2-token runs smaller than a
+// score step (2, 4, 6, 12, 20: its steps gather runs across pages), sliding
+// windows and split-KV items starting inside a block (and inside a page),
+// GQA 1..8, soft cap and sinks.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -19,7 +19,7 @@ using rt::run_shape;
 using rt::shape;
 
 TEST(DecodeKernel, KvLensAroundBlockEdges) {
-  for (int ps : {1, 3, 4, 5, 12, 16, 20, 48}) {
+  for (int ps : {1, 2, 3, 4, 5, 6, 12, 16, 20, 48}) {
     run_shape(shape(2, 4, 40, ps, {{1, 1}, {1, 63}, {1, 64}, {1, 65}, {1, 128}, {1, 129}, {1, 200}}, 7, 7),
               "decode blocks, page " + std::to_string(ps), nullptr,
               {{RPA_F32, RPA_F32}, {RPA_BF16, RPA_BF16}, {RPA_FP8_E4M3, RPA_BF16}, {RPA_INT8, RPA_F16}});
@@ -27,7 +27,7 @@ TEST(DecodeKernel, KvLensAroundBlockEdges) {
 }
 
 TEST(DecodeKernel, SlidingWindowsStartingInsideABlock) {
-  for (int ps : {3, 12, 16}) {
+  for (int ps : {3, 6, 12, 16}) {
     for (int window : {1, 5, 37, 64, 100}) {
       run_shape(shape(2, 2, 24, ps, {{1, 300}, {1, 70}}, 2, 2),
                 "window " + std::to_string(window) + ", page " + std::to_string(ps),

@@ -134,10 +134,22 @@ struct Ops {
   static W load_words_full(const uint8_t* words) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
   }
-  // kLanes / 4 runs of 4 words, run i at quads[i] + offset.
-  static W load_quads(const uint8_t* const* quads, size_t offset) {
-    return _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(quads[1] + offset),
-                               reinterpret_cast<const __m128i*>(quads[0] + offset));
+  // kLanes / R runs of R words (R = 4 or 2), run i at runs[i] + offset.
+  template <int R>
+  static W load_runs(const uint8_t* const* runs, size_t offset) {
+    if constexpr (R == 4) {
+      return _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(runs[1] + offset),
+                                 reinterpret_cast<const __m128i*>(runs[0] + offset));
+    } else {
+      static_assert(R == 2);
+      const auto pairs = [&](int i) {
+        const __m128d low = _mm_castsi128_pd(_mm_loadl_epi64(
+            reinterpret_cast<const __m128i*>(runs[i] + offset)));
+        return _mm_castpd_si128(
+            _mm_loadh_pd(low, reinterpret_cast<const double*>(runs[i + 1] + offset)));
+      };
+      return _mm256_inserti128_si256(_mm256_castsi128_si256(pairs(0)), pairs(2), 1);
+    }
   }
   template <rpa_dtype kCache>
   static void expand(const uint8_t* words, int32_t n, F* out) {

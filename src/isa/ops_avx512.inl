@@ -101,15 +101,25 @@ struct Ops {
     return _mm512_maskz_loadu_epi32(first_lanes(n), words);
   }
   static W load_words_full(const uint8_t* words) { return _mm512_loadu_si512(words); }
-  // kLanes / 4 runs of 4 words, run i at quads[i] + offset.
-  static W load_quads(const uint8_t* const* quads, size_t offset) {
-    const auto run = [&](int i) {
-      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(quads[i] + offset));
+  // kLanes / R runs of R words (R = 4 or 2), run i at runs[i] + offset.
+  template <int R>
+  static W load_runs(const uint8_t* const* runs, size_t offset) {
+    const auto quad = [&](int i) {  // words 4i .. 4i+3
+      if constexpr (R == 4) {
+        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs[i] + offset));
+      } else {
+        static_assert(R == 2);
+        const __m128d low = _mm_castsi128_pd(_mm_loadl_epi64(
+            reinterpret_cast<const __m128i*>(runs[2 * i] + offset)));
+        return _mm_castpd_si128(
+            _mm_loadh_pd(low, reinterpret_cast<const double*>(runs[2 * i + 1] + offset)));
+      }
     };
-    const __m256i low = _mm256_inserti128_si256(_mm256_castsi128_si256(run(0)), run(1), 1);
-    const __m256i high = _mm256_inserti128_si256(_mm256_castsi128_si256(run(2)), run(3), 1);
+    const __m256i low = _mm256_inserti128_si256(_mm256_castsi128_si256(quad(0)), quad(1), 1);
+    const __m256i high = _mm256_inserti128_si256(_mm256_castsi128_si256(quad(2)), quad(3), 1);
     return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
   }
+
 
   // Expand n (<= 16) consecutive 32-bit cache words into `pack` float vectors:
   // out[j] lane i = element j of word i.

@@ -151,10 +151,11 @@ struct DecodeBlock {
   // once per kv head: at small pages the address arithmetic per page and
   // dim block took a visible share of the P.V loop.
   const uint8_t* const* k_blocks = nullptr;
-  // With quad steps (uses_quad_steps), the K words of dim group 0 of the
-  // block's positions 4i .. 4i+3, i < quad_count(); those past the block
-  // repeat the first (their scores lie past hi and are masked).
-  const uint8_t* const* k_quads = nullptr;
+  // With run steps (score_run_length > 0), the K words of dim group 0 of
+  // the block's positions R*i .. R*i+R-1 (R = score_run_length), i <
+  // run_count(); those past the block repeat the first (their scores lie
+  // past hi and are masked).
+  const uint8_t* const* k_runs = nullptr;
   int32_t slot_lo(int32_t j, int32_t page_size) const { return max_i32(lo - j * page_size, 0); }
   int32_t slot_hi(int32_t j, int32_t page_size) const {
     return min_i32(hi - j * page_size, page_size);
@@ -197,38 +198,40 @@ inline void decode_token_scores(const AttentionCall& c, const DecodeBlock& block
   }
 }
 
-// Pages smaller than a score step (or not a whole number of steps) that
-// hold whole runs of 4 tokens: a step gathers its chunks from 4-token runs
-// across the block's pages (Ops::load_quads), so no lane idles. Page by
-// page, a page-4 step of 16 tokens filled 4 lanes of 16; gathered, a bf16
-// D1 decode (AVX2, Zen 3, 2 threads) took 0.54-0.62x the time at page 4 and
-// 0.72x at page 8 (A/B harness, both builds in one process).
-inline bool uses_quad_steps(int32_t page_size) {
+// Pages smaller than a score step (or not a whole number of steps) made of
+// runs of R = 4 or 2 tokens: a step gathers its chunks from R-token runs
+// across the block's pages (Ops::load_runs), so no lane idles. Returns R, or
+// 0 where each page takes its own steps (page sizes of whole steps, odd
+// sizes, and the scalar path). Page by page, a page-4 step of 16 tokens
+// filled 4 lanes of 16; gathered, a bf16 D1 decode (AVX2, Zen 3, 2 threads)
+// took 0.54-0.62x the time at page 4, 0.72x at page 8, 0.37-0.41x at page 2
+// and 0.76-0.79x at page 6 (A/B harness, both builds in one process).
+inline int32_t score_run_length(int32_t page_size) {
   constexpr int32_t kStep = Ops::kDecodeScoreChunks * Ops::kLanes;
-  return Ops::kLanes % 4 == 0 && page_size % 4 == 0 && page_size % kStep != 0 &&
-         page_size < kDecodeBlockTokens;
+  if (Ops::kLanes % 4 != 0 || page_size % kStep == 0 || page_size >= kDecodeBlockTokens) return 0;
+  return page_size % 4 == 0 ? 4 : page_size % 2 == 0 ? 2 : 0;
 }
-inline int32_t quad_count(int32_t block_positions) {
+inline int32_t run_count(int32_t block_positions, int32_t run_length) {
   constexpr int32_t kStep = Ops::kDecodeScoreChunks * Ops::kLanes;
-  return int32_t(round_up(size_t(block_positions), kStep)) / 4;
+  return int32_t(round_up(size_t(block_positions), kStep)) / run_length;
 }
 
 // decode_scores over the block's positions [lo, hi) in steps gathered from
-// 4-token runs (uses_quad_steps).
-template <rpa_dtype kCache, int GB, class O = Ops>
-inline void decode_quad_scores(const AttentionCall& c, const DecodeBlock& block, const float* q,
-                               int32_t q_width, float* s, int32_t s_width,
-                               PrefetchCursor* prefetch) {
-  if constexpr (O::kLanes % 4 == 0) {  // O: the scalar path has no quads
+// R-token runs (score_run_length).
+template <rpa_dtype kCache, int GB, int R, class O = Ops>
+inline void decode_run_scores(const AttentionCall& c, const DecodeBlock& block, const float* q,
+                              int32_t q_width, float* s, int32_t s_width,
+                              PrefetchCursor* prefetch) {
+  if constexpr (O::kLanes % 4 == 0) {  // O: the scalar path has no runs
     constexpr int L = O::kLanes;
     constexpr int kChunks = O::kDecodeScoreChunks;
     constexpr int32_t kStep = kChunks * L;
     const size_t group_bytes = size_t(c.layout.page_size) * 4;
     for (int32_t c0 = block.lo / kStep * kStep; c0 < block.hi; c0 += kStep) {
-      const uint8_t* const* quads = block.k_quads + c0 / 4;
+      const uint8_t* const* runs = block.k_runs + c0 / R;
       decode_chunk_scores<kCache, GB, kChunks>(
           q, q_width, c.layout.dim_groups, s + c0, s_width, prefetch, [&](int ch, int32_t g) {
-            return O::load_quads(quads + ch * (L / 4), size_t(g) * group_bytes);
+            return O::template load_runs<R>(runs + ch * (L / R), size_t(g) * group_bytes);
           });
     }
   }
@@ -243,8 +246,10 @@ inline void decode_block_scores(const AttentionCall& c, const DecodeBlock& block
   const int32_t page_size = c.layout.page_size;
   if (page_size == 1)
     return decode_token_scores<kCache, GB>(c, block, q, q_width, s, s_width, prefetch);
-  if (block.k_quads != nullptr)
-    return decode_quad_scores<kCache, GB>(c, block, q, q_width, s, s_width, prefetch);
+  if (block.k_runs != nullptr)
+    return page_size % 4 == 0
+               ? decode_run_scores<kCache, GB, 4>(c, block, q, q_width, s, s_width, prefetch)
+               : decode_run_scores<kCache, GB, 2>(c, block, q, q_width, s, s_width, prefetch);
   // Page e's scores from column e * page_size; a last score step past the
   // page writes into the next page's columns before that page does.
   for (int32_t e = 0; e < block.count; ++e)
@@ -505,7 +510,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t acc_width = int32_t(round_up(size_t(D), kMaxLanes * kMaxDecodeVecsPerBlock));
   const int32_t s_width = decode_score_width(page_size);
   const int32_t block_pages = decode_block_pages(page_size);
-  const bool quad_steps = uses_quad_steps(page_size);
+  const int32_t run_length = score_run_length(page_size);
 
   float* q = scratch;                        // [Hq][q_width]
   float* acc = q + size_t(Hq) * q_width;     // [Hq][acc_width]
@@ -551,7 +556,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       score_steps += page_size == 1 ? 1 : chunk_steps * lay.dim_groups;
       value_groups += (slot_hi - 1) / kPack - slot_lo / kPack + 1;
     }
-    if (quad_steps)
+    if (run_length > 0)
       score_steps = ((block.hi - 1) / kScoreStep - block.lo / kScoreStep + 1) * lay.dim_groups;
     for (int32_t kv_head = 0; kv_head < lay.num_kv_heads; ++kv_head) {
       PrefetchCursor prefetch;
@@ -575,13 +580,14 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         k_blocks[e] = c.cache + k_block_offset(lay, block.pages[e], kv_head);
       DecodeBlock head_block = block;
       head_block.k_blocks = k_blocks;
-      const uint8_t* k_quads[kDecodeBlockTokens / 4];
-      if (quad_steps) {
+      const uint8_t* k_runs[kDecodeBlockTokens / 2];
+      if (run_length > 0) {
         const int32_t positions = block.count * page_size;
-        for (int32_t i = 0; i < quad_count(positions); ++i)
-          k_quads[i] = 4 * i < positions ? k_blocks[4 * i / page_size] + (4 * i % page_size) * 4
-                                         : k_blocks[0];
-        head_block.k_quads = k_quads;
+        for (int32_t i = 0; i < run_count(positions, run_length); ++i) {
+          const int32_t t = i * run_length;
+          k_runs[i] = t < positions ? k_blocks[t / page_size] + (t % page_size) * 4 : k_blocks[0];
+        }
+        head_block.k_runs = k_runs;
       }
       in_row_groups<kScoreRows>(G, [&](auto rows, int32_t g) {
         decode_block_scores<kCache, decltype(rows)::value>(c, head_block,
