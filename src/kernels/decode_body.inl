@@ -208,6 +208,9 @@ inline void decode_token_scores(const AttentionCall& c, const DecodeBlock& block
 // and 0.76-0.79x at page 6 (A/B harness, both builds in one process).
 inline int32_t score_run_length(int32_t page_size) {
   constexpr int32_t kStep = Ops::kDecodeScoreChunks * Ops::kLanes;
+  // A block of such pages holds <= kDecodeBlockTokens positions, so its
+  // whole steps fit decode_attend's kDecodeBlockTokens / 2 runs.
+  static_assert(kDecodeBlockTokens % kStep == 0);
   if (Ops::kLanes % 4 != 0 || page_size % kStep == 0 || page_size >= kDecodeBlockTokens) return 0;
   return page_size % 4 == 0 ? 4 : page_size % 2 == 0 ? 2 : 0;
 }
