@@ -2,7 +2,8 @@
 // several 64-token K/V blocks, q_len and kv_len that are not multiples of the
 // block or register-tile sizes, chunks starting mid-page, sliding windows
 // cutting through a block, head dims off the tile width, GQA 1..8 (register
-// tiles of rows that straddle query positions), soft cap and sinks; and the
+// tiles of rows that straddle query positions), soft cap and sinks, page size 1
+// (keys widened by turning over blocks of tokens x words); and the
 // same batches through the general kernel (rpa_set_tuning "prefill_kernel" off).
 #include <gtest/gtest.h>
 
@@ -45,6 +46,14 @@ TEST(PrefillKernel, HeadDimsOffTheTileWidth) {
   for (int d : {1, 7, 17, 33, 80, 130, 200}) {
     run_shape(shape(1, 4, d, 16, {{70, 140}}, 0, 1), "head dim " + std::to_string(d), nullptr,
               {{RPA_F32, RPA_F32}, {RPA_BF16, RPA_BF16}, {RPA_INT8, RPA_F16}});
+  }
+}
+
+TEST(PrefillKernel, SingleTokenPages) {
+  // Token counts and dim groups off the kLanes x kLanes blocks, every cache word size.
+  for (int d : {7, 17, 40, 130}) {
+    run_shape(shape(1, 2, d, 1, {{37, 37}, {21, 90}}, 0, 1), "page 1, head dim " + std::to_string(d), nullptr,
+              {{RPA_F32, RPA_F32}, {RPA_BF16, RPA_BF16}, {RPA_F16, RPA_F16}, {RPA_FP8_E4M3, RPA_BF16}, {RPA_INT8, RPA_F16}});
   }
 }
 

@@ -134,6 +134,24 @@ struct Ops {
   static W load_words_full(const uint8_t* words) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
   }
+  // An 8 x 8 block of words turned over: w[i] lane j <-> w[j] lane i.
+  static constexpr bool kTransposeWords = true;
+  static void transpose_words(W* w) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_epi32(w[i], w[i + 1]);
+      t[i + 1] = _mm256_unpackhi_epi32(w[i], w[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4)
+      for (int k = 0; k < 2; ++k) {
+        u[i + 2 * k] = _mm256_unpacklo_epi64(t[i + k], t[i + k + 2]);
+        u[i + 2 * k + 1] = _mm256_unpackhi_epi64(t[i + k], t[i + k + 2]);
+      }
+    for (int i = 0; i < 4; ++i) {
+      w[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+      w[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+    }
+  }
   // kLanes / R runs of R words (R = 4 or 2), run i at runs[i] + offset.
   template <int R>
   static W load_runs(const uint8_t* const* runs, size_t offset) {

@@ -101,6 +101,9 @@ struct Ops {
     return _mm512_maskz_loadu_epi32(first_lanes(n), words);
   }
   static W load_words_full(const uint8_t* words) { return _mm512_loadu_si512(words); }
+  // No 16 x 16 word transpose yet: the prefill kernel widens page-1 keys
+  // word by word here (widen_block).
+  static constexpr bool kTransposeWords = false;
   // kLanes / R runs of R words (R = 4 or 2), run i at runs[i] + offset.
   template <int R>
   static W load_runs(const uint8_t* const* runs, size_t offset) {

@@ -46,6 +46,7 @@ struct Ops {
     return n > 0 ? word : kZeroWord;
   }
   static W load_words_full(const uint8_t* word) { return word; }
+  static constexpr bool kTransposeWords = false;  // one lane: nothing to turn over
 
   // The `pack` elements of the word.
   template <rpa_dtype kCache>

@@ -91,6 +91,41 @@ inline void expand_run(const uint8_t* words, int32_t n, typename Ops::F* out) {
       n >= Ops::kLanes ? Ops::load_words_full(words) : Ops::load_words(words, n), out);
 }
 
+// widen_block's keys at page size 1, where a page's K block is one token's
+// words: kLanes tokens' runs of kLanes words, turned over (Ops::transpose_words)
+// into rows of tokens, are kLanes dims' rows of kt at once. Word by word, each
+// K word took a masked load and kPack stores of one useful lane. (O is Ops, a
+// template parameter so that paths without transpose_words compile.)
+template <rpa_dtype kCache, class O = Ops>
+inline void widen_single_token_keys(const AttentionCall& c, const int32_t* pages, int32_t kv_head,
+                                    int32_t t0, int32_t n, float* kt, int32_t kt_stride) {
+  if constexpr (O::kTransposeWords) {
+    constexpr int L = O::kLanes;
+    constexpr int kPack = pack_of(kCache);
+    const CacheLayout& lay = c.layout;
+    for (int32_t i0 = 0; i0 < n; i0 += L) {
+      // Columns past n repeat the last token (kt_stride leaves room for them).
+      const uint8_t* k_block[L];
+      for (int i = 0; i < L; ++i)
+        k_block[i] = c.cache + k_block_offset(lay, pages[t0 + min_i32(i0 + i, n - 1)], kv_head);
+      for (int32_t g0 = 0; g0 < lay.dim_groups; g0 += L) {
+        const int32_t words = min_i32(L, lay.dim_groups - g0);
+        typename O::W w[L];
+        for (int i = 0; i < L; ++i)
+          w[i] = words == L ? O::load_words_full(k_block[i] + size_t(g0) * 4)
+                            : O::load_words(k_block[i] + size_t(g0) * 4, words);
+        O::transpose_words(w);
+        for (int32_t g = 0; g < words; ++g) {
+          typename O::F x[kPack];
+          O::template scaled_expand_words<kCache>(w[g], x);
+          for (int j = 0; j < kPack; ++j)
+            O::store(kt + size_t((g0 + g) * kPack + j) * kt_stride + i0, x[j]);
+        }
+      }
+    }
+  }
+}
+
 // Widens positions [t0, t0 + n) of one kv head of a sequence (pages: its page
 // table row) into kt[dims][kt_stride] (dims = dim_groups * pack; dims past
 // head_dim are stored as 0) and vt[n][vt_stride] (columns past head_dim are
@@ -104,6 +139,9 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
   const CacheLayout& lay = c.layout;
   const int32_t page_size = lay.page_size;
   const int32_t D = lay.head_dim;
+  const bool single_token_keys = Ops::kTransposeWords && page_size == 1;
+  if (single_token_keys) widen_single_token_keys<kCache>(c, pages, kv_head, t0, n, kt, kt_stride);
+  const int32_t key_groups = single_token_keys ? 0 : lay.dim_groups;  // K words widened below
   for (int32_t t = t0; t < t0 + n;) {
     const int32_t e = t / page_size;
     const int32_t slot_lo = t - e * page_size;
@@ -111,7 +149,7 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
     const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
     const uint8_t* v_block = k_block + lay.k_block_bytes;
     const int32_t col = t - t0;  // the tiles' column (kt) and row (vt) of slot_lo
-    for (int32_t g = 0; g < lay.dim_groups; ++g) {
+    for (int32_t g = 0; g < key_groups; ++g) {
       const uint8_t* words = k_block + size_t(g) * page_size * 4;
       for (int32_t s = slot_lo; s < slot_hi; s += L) {
         F x[kPack];
