@@ -123,7 +123,6 @@ struct Ops {
     return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
   }
 
-
   // Expand n (<= 16) consecutive 32-bit cache words into `pack` float vectors:
   // out[j] lane i = element j of word i.
   template <rpa_dtype kCache>
