@@ -76,6 +76,14 @@ struct PrefetchCursor {
   }
 };
 
+// Tokens per score step: kDecodeScoreChunks chunks of kLanes tokens.
+inline constexpr int32_t kDecodeScoreStep = Ops::kDecodeScoreChunks * Ops::kLanes;
+static_assert(kMaxLanes % kDecodeScoreStep == 0);
+// Score steps from a step-aligned position that cover [lo, hi), lo < hi.
+inline int32_t score_steps_over(int32_t lo, int32_t hi) {
+  return (hi - 1) / kDecodeScoreStep - lo / kDecodeScoreStep + 1;
+}
+
 // Scores of GB query rows against kChunks chunks of kLanes tokens. load(c,
 // g) gives chunk c's cache words of dim group g (one word a token). Each
 // broadcast query element feeds the kChunks chunks; kAccs accumulators per
@@ -121,8 +129,7 @@ inline void decode_scores(const float* q, int32_t q_width, const uint8_t* k_bloc
                           int32_t s_width, PrefetchCursor* prefetch) {
   constexpr int L = Ops::kLanes;
   constexpr int kChunks = Ops::kDecodeScoreChunks;
-  constexpr int32_t kStep = kChunks * L;
-  static_assert(kMaxLanes % kStep == 0);
+  constexpr int32_t kStep = kDecodeScoreStep;
   for (int32_t c0 = slot_lo / kStep * kStep; c0 < slot_hi; c0 += kStep) {
     const int32_t n = min_i32(kStep, page_size - c0);
     const uint8_t* k_words = k_block + size_t(c0) * 4;
@@ -151,10 +158,11 @@ struct DecodeBlock {
   // once per kv head: at small pages the address arithmetic per page and
   // dim block took a visible share of the P.V loop.
   const uint8_t* const* k_blocks = nullptr;
-  // With run steps (score_run_length > 0), the K words of dim group 0 of
-  // the block's positions R*i .. R*i+R-1 (R = score_run_length), i <
+  // With run steps (run_length = score_run_length > 0), the K words of dim
+  // group 0 of the block's positions R*i .. R*i+R-1 (R = run_length), i <
   // run_count(); those past the block repeat the first (their scores lie
   // past hi and are masked).
+  int32_t run_length = 0;
   const uint8_t* const* k_runs = nullptr;
   int32_t slot_lo(int32_t j, int32_t page_size) const { return max_i32(lo - j * page_size, 0); }
   int32_t slot_hi(int32_t j, int32_t page_size) const {
@@ -207,16 +215,16 @@ inline void decode_token_scores(const AttentionCall& c, const DecodeBlock& block
 // took 0.54-0.62x the time at page 4, 0.72x at page 8, 0.37-0.41x at page 2
 // and 0.76-0.79x at page 6 (A/B harness, both builds in one process).
 inline int32_t score_run_length(int32_t page_size) {
-  constexpr int32_t kStep = Ops::kDecodeScoreChunks * Ops::kLanes;
   // A block of such pages holds <= kDecodeBlockTokens positions, so its
   // whole steps fit decode_attend's kDecodeBlockTokens / 2 runs.
-  static_assert(kDecodeBlockTokens % kStep == 0);
-  if (Ops::kLanes % 4 != 0 || page_size % kStep == 0 || page_size >= kDecodeBlockTokens) return 0;
+  static_assert(kDecodeBlockTokens % kDecodeScoreStep == 0);
+  if (Ops::kLanes % 4 != 0 || page_size % kDecodeScoreStep == 0 ||
+      page_size >= kDecodeBlockTokens)
+    return 0;
   return page_size % 4 == 0 ? 4 : page_size % 2 == 0 ? 2 : 0;
 }
 inline int32_t run_count(int32_t block_positions, int32_t run_length) {
-  constexpr int32_t kStep = Ops::kDecodeScoreChunks * Ops::kLanes;
-  return int32_t(round_up(size_t(block_positions), kStep)) / run_length;
+  return int32_t(round_up(size_t(block_positions), kDecodeScoreStep)) / run_length;
 }
 
 // decode_scores over the block's positions [lo, hi) in steps gathered from
@@ -228,7 +236,7 @@ inline void decode_run_scores(const AttentionCall& c, const DecodeBlock& block, 
   if constexpr (O::kLanes % 4 == 0) {  // O: the scalar path has no runs
     constexpr int L = O::kLanes;
     constexpr int kChunks = O::kDecodeScoreChunks;
-    constexpr int32_t kStep = kChunks * L;
+    constexpr int32_t kStep = kDecodeScoreStep;
     const size_t group_bytes = size_t(c.layout.page_size) * 4;
     for (int32_t c0 = block.lo / kStep * kStep; c0 < block.hi; c0 += kStep) {
       const uint8_t* const* runs = block.k_runs + c0 / R;
@@ -249,10 +257,10 @@ inline void decode_block_scores(const AttentionCall& c, const DecodeBlock& block
   const int32_t page_size = c.layout.page_size;
   if (page_size == 1)
     return decode_token_scores<kCache, GB>(c, block, q, q_width, s, s_width, prefetch);
-  if (block.k_runs != nullptr)
-    return page_size % 4 == 0
-               ? decode_run_scores<kCache, GB, 4>(c, block, q, q_width, s, s_width, prefetch)
-               : decode_run_scores<kCache, GB, 2>(c, block, q, q_width, s, s_width, prefetch);
+  if (block.run_length == 4)
+    return decode_run_scores<kCache, GB, 4>(c, block, q, q_width, s, s_width, prefetch);
+  if (block.run_length == 2)
+    return decode_run_scores<kCache, GB, 2>(c, block, q, q_width, s, s_width, prefetch);
   // Page e's scores from column e * page_size; a last score step past the
   // page writes into the next page's columns before that page does.
   for (int32_t e = 0; e < block.count; ++e)
@@ -499,7 +507,6 @@ template <rpa_dtype kCache, rpa_dtype kAct>
 void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kPack = pack_of(kCache);
   constexpr int kScoreRows = decode_score_rows<kCache>();
-  constexpr int32_t kScoreStep = Ops::kDecodeScoreChunks * Ops::kLanes;
   constexpr int32_t kValueBlock = Ops::kDecodeVecsPerBlock * Ops::kLanes;
   constexpr int kSoftmaxRows = 4;
   constexpr float kExpandScale = Ops::template scaled_expand_scale<kCache>();
@@ -551,16 +558,16 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
     const bool has_next = e0 + block.count <= last_page;
     // Prefetch steps per kv head: one per K dim group of each score step (per
     // token at page 1), one per V word row of each P.V dim block.
-    int32_t score_steps = 0, value_groups = 0;
+    int32_t page_steps = 0, value_groups = 0;
     for (int32_t e = 0; e < block.count; ++e) {
       const int32_t slot_lo = block.slot_lo(e, page_size), slot_hi = block.slot_hi(e, page_size);
-      const int32_t chunk_steps =
-          (slot_hi - slot_lo / kScoreStep * kScoreStep + kScoreStep - 1) / kScoreStep;
-      score_steps += page_size == 1 ? 1 : chunk_steps * lay.dim_groups;
+      page_steps += score_steps_over(slot_lo, slot_hi);
       value_groups += (slot_hi - 1) / kPack - slot_lo / kPack + 1;
     }
-    if (run_length > 0)
-      score_steps = ((block.hi - 1) / kScoreStep - block.lo / kScoreStep + 1) * lay.dim_groups;
+    const int32_t score_steps =
+        page_size == 1 ? block.hi - block.lo
+                       : (run_length > 0 ? score_steps_over(block.lo, block.hi) : page_steps) *
+                             lay.dim_groups;
     for (int32_t kv_head = 0; kv_head < lay.num_kv_heads; ++kv_head) {
       PrefetchCursor prefetch;
       const bool last_head = kv_head + 1 == lay.num_kv_heads;
@@ -590,6 +597,7 @@ void decode_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
           const int32_t t = i * run_length;
           k_runs[i] = t < positions ? k_blocks[t / page_size] + (t % page_size) * 4 : k_blocks[0];
         }
+        head_block.run_length = run_length;
         head_block.k_runs = k_runs;
       }
       in_row_groups<kScoreRows>(G, [&](auto rows, int32_t g) {
