@@ -18,7 +18,8 @@ using rt::run_shape;
 using rt::shape;
 
 TEST(PrefillKernel, ManyBlocksAndItems) {
-  // 200 rows at G 4: items of 24 rows, 4 blocks of positions for the last ones.
+  // 200 rows at G 4, head dim 64: items of 78 rows (312 score rows, the planner's
+  // L2 budget), 4 blocks of positions for the last ones.
   run_shape(shape(2, 4, 64, 16, {{200, 200}}, 0, 1), "prefill 200");
   run_shape(shape(1, 4, 32, 16, {{129, 129}, {64, 64}, {65, 130}}, 0, 2), "block-size edges");
 }

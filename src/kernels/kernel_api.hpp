@@ -120,6 +120,14 @@ inline constexpr size_t kPrefillBlockTokens = 64;
 // Widest register tile of the prefill kernel, in floats (2 vectors of 16).
 inline constexpr size_t kMaxTileWidth = 32;
 
+// Floats of a prefill item's tiles per score row: its query, output
+// accumulators, scores, and 6 floats of softmax state and column bounds.
+inline size_t prefill_row_floats(const CacheLayout& l) {
+  const size_t dims = size_t(l.dim_groups) * l.pack;
+  const size_t o_stride = round_up(size_t(l.head_dim), kMaxTileWidth);
+  return dims + o_stride + kPrefillBlockTokens + 6;
+}
+
 // Float scratch of a prefill item of `rows` query rows (score rows M = rows * group).
 inline size_t prefill_scratch_floats(const CacheLayout& l, int32_t group, int32_t rows) {
   const size_t M = size_t(rows) * group;
@@ -127,7 +135,7 @@ inline size_t prefill_scratch_floats(const CacheLayout& l, int32_t group, int32_
   const size_t dims = size_t(l.dim_groups) * l.pack;
   const size_t o_stride = round_up(size_t(l.head_dim), kMaxTileWidth);
   // + up to 15 floats before each of the 11 regions, to start it on a 64-byte line.
-  return M * (dims + o_stride + N + 6) + dims * (N + kMaxLanes) + N * o_stride + 11 * 16;
+  return M * prefill_row_floats(l) + dims * (N + kMaxLanes) + N * o_stride + 11 * 16;
 }
 
 }  // namespace
