@@ -65,6 +65,21 @@ struct Ops {
     return _mm512_scalef_ps(p, n);
   }
 
+  // 2^y, as on the AVX2 path (ops_avx2.inl says why and how accurate).
+  static F exp2(F y) {
+    y = _mm512_max_ps(_mm512_set1_ps(-126.0f), y);
+    y = _mm512_min_ps(_mm512_set1_ps(127.0f), y);
+    const F n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const F f = _mm512_sub_ps(y, n);
+    F p = _mm512_set1_ps(1.326472721e-3f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.671512812e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550733745e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402224208e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931469776e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+  }
+
   // cap * tanh(x / cap), with tanh|y| = (1 - e) / (1 + e), e = exp(-2|y|) <= 1.
   static F soft_cap(F x, float cap) {
     const F y = _mm512_mul_ps(x, _mm512_set1_ps(1.0f / cap));

@@ -28,6 +28,7 @@ struct Ops {
   static float reduce_add(F x) { return x; }
   static float exp1(float x) { return std::exp(x); }
   static F exp(F x) { return std::exp(x); }
+  static F exp2(F x) { return std::exp2(x); }
   static F soft_cap(F x, float cap) { return cap * std::tanh(x / cap); }
   // x in lanes [lo, hi), `fill` elsewhere.
   static F keep_lanes(F x, int32_t lo, int32_t hi, float fill) {

@@ -419,11 +419,14 @@ inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int3
     alpha[r] = m_new[r] > m[r] ? Ops::exp1(m[r] - m_new[r]) : 1.0f;
     sum[r] = Ops::zero();
   }
+  // exp(x - m) = 2^(x log2(e) - m log2(e)): one FMA before Ops::exp2.
+  constexpr float kLog2e = 1.44269504088896341f;
+  const F log2e = Ops::set1(kLog2e);
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
     const bool edge = c0 < slot_lo || c0 + L > slot_hi;
     for (int r = 0; r < R; ++r) {
       float* sr = s + size_t(r) * s_width;
-      F e = Ops::exp(Ops::sub(Ops::load(sr + c0), Ops::set1(m_new[r])));
+      F e = Ops::exp2(Ops::fmadd(Ops::load(sr + c0), log2e, Ops::set1(-m_new[r] * kLog2e)));
       if (edge) e = Ops::keep_lanes(e, slot_lo - c0, slot_hi - c0, 0.0f);
       Ops::store(sr + c0, e);
       sum[r] = Ops::add(sum[r], e);
