@@ -49,6 +49,10 @@ CpuFeatures detect() {
   f.avx512 = f.avx2_fma_f16c && os_zmm && avx512f && avx512dq && avx512bw && avx512vl;
   f.avx512_bf16 = f.avx512 && avx512_bf16;
   f.amx_bf16 = f.avx512_bf16 && os_amx && amx_bf16 && amx_tile;
+#ifdef RPA_EMULATE_AVX512
+  // A test build whose AVX-512 kernels run on AVX2 (RPA_EMULATE_AVX512).
+  f.avx512 = f.avx512_bf16 = f.avx2_fma_f16c;
+#endif
   return f;
 }
 

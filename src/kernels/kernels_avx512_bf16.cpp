@@ -1,5 +1,9 @@
 // The attention kernels compiled for the avx512_bf16 path (flags in src/CMakeLists.txt).
+#ifdef RPA_EMULATE_AVX512
+#include "avx512_emulation.hpp"  // test builds only (tests/emulation)
+#else
 #include <immintrin.h>
+#endif
 #include <cmath>
 #include <cstdint>
 

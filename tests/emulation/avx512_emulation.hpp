@@ -1,0 +1,97 @@
+// AVX-512 intrinsics for a CPU without AVX-512, for test builds only
+// (cmake -DRPA_EMULATE_AVX512=ON): the avx512 and avx512_bf16 kernel units
+// include this instead of <immintrin.h>, so their logic (masks, lane counts,
+// gathers of runs, the 16-lane tails) runs and is checked by the whole suite
+// on an AVX2 machine. SIMDe (Debian's libsimde-dev) supplies nearly all of
+// them in portable code; the few that SIMDe 0.7.4 lacks are written out below,
+// lane by lane, with the instruction's semantics. Timings of such a build mean
+// nothing.
+#pragma once
+
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace rpa_avx512_emulation {
+
+inline float reduce_max_ps(simde__m512 x) {
+  float v[16];
+  simde_mm512_storeu_ps(v, x);
+  float m = v[0];
+  for (int i = 1; i < 16; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// Halves added pairwise, as GCC's _mm512_reduce_add_ps does.
+inline float reduce_add_ps(simde__m512 x) {
+  float v[16];
+  simde_mm512_storeu_ps(v, x);
+  for (int w = 8; w >= 1; w /= 2)
+    for (int i = 0; i < w; ++i) v[i] += v[i + w];
+  return v[0];
+}
+
+// Truncates each 32-bit lane to 16 bits.
+inline simde__m256i cvtepi32_epi16(simde__m512i x) {
+  int32_t v[16];
+  int16_t r[16];
+  simde_mm512_storeu_si512(v, x);
+  for (int i = 0; i < 16; ++i) r[i] = int16_t(uint32_t(v[i]) & 0xffffu);
+  return simde_mm256_loadu_si256(r);
+}
+
+inline simde__m512 cvtph_ps(simde__m256i halves) {
+  uint16_t v[16];
+  float r[16];
+  simde_mm256_storeu_si256(v, halves);
+  for (int i = 0; i < 16; ++i) r[i] = _cvtsh_ss(v[i]);  // F16C, which the AVX2 path needs too
+  return simde_mm512_loadu_ps(r);
+}
+
+inline simde__m512 cvtepi32_ps(simde__m512i x) {
+  int32_t v[16];
+  float r[16];
+  simde_mm512_storeu_si512(v, x);
+  for (int i = 0; i < 16; ++i) r[i] = float(v[i]);
+  return simde_mm512_loadu_ps(r);
+}
+
+inline simde__m512i srai_epi32(simde__m512i x, unsigned shift) {
+  int32_t v[16];
+  simde_mm512_storeu_si512(v, x);
+  for (int i = 0; i < 16; ++i) v[i] = shift > 31 ? (v[i] < 0 ? -1 : 0) : v[i] >> shift;
+  return simde_mm512_loadu_si512(v);
+}
+
+inline simde__mmask16 cmplt_epi32_mask(simde__m512i a, simde__m512i b) {
+  int32_t x[16], y[16];
+  simde_mm512_storeu_si512(x, a);
+  simde_mm512_storeu_si512(y, b);
+  unsigned k = 0;
+  for (int i = 0; i < 16; ++i) k |= (x[i] < y[i] ? 1u : 0u) << i;
+  return simde__mmask16(k);
+}
+
+// Reads only the lanes the mask selects, as the instruction does: the kernels
+// rely on it at the end of a page or of the cache.
+inline simde__m512i maskz_loadu_epi32(simde__mmask16 k, const void* p) {
+  int32_t r[16];
+  for (int i = 0; i < 16; ++i) {
+    r[i] = 0;
+    if (k & (1u << i)) std::memcpy(&r[i], static_cast<const char*>(p) + 4 * i, 4);
+  }
+  return simde_mm512_loadu_si512(r);
+}
+
+}  // namespace rpa_avx512_emulation
+
+#define _mm512_reduce_max_ps rpa_avx512_emulation::reduce_max_ps
+#define _mm512_reduce_add_ps rpa_avx512_emulation::reduce_add_ps
+#define _mm512_cvtepi32_epi16 rpa_avx512_emulation::cvtepi32_epi16
+#define _mm512_cvtph_ps rpa_avx512_emulation::cvtph_ps
+#define _mm512_cvtepi32_ps rpa_avx512_emulation::cvtepi32_ps
+#define _mm512_srai_epi32 rpa_avx512_emulation::srai_epi32
+#define _mm512_cmplt_epi32_mask rpa_avx512_emulation::cmplt_epi32_mask
+#define _mm512_maskz_loadu_epi32 rpa_avx512_emulation::maskz_loadu_epi32
