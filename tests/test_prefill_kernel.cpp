@@ -5,6 +5,9 @@
 // tiles of rows that straddle query positions), soft cap and sinks, page size 1
 // (keys widened by turning over blocks of tokens x words); and the
 // same batches through the general kernel (rpa_set_tuning "prefill_kernel" off).
+// On the avx512_bf16 path the bf16-cache, bf16-act cases run the vdpbf16ps pair
+// tiles: odd page sizes (pairs of positions across pages), odd first positions
+// (windows), and single-position P.V at tile edges are among these shapes.
 #include <gtest/gtest.h>
 
 #include <string>

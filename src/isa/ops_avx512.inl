@@ -22,8 +22,35 @@ struct Ops {
   // one vdpbf16ps per 16 tokens x 2 dims of K against a query dim pair.
   static constexpr bool kBf16Dot = true;
   static F dot_bf16_pairs(F acc, const uint8_t* words, int32_t n, uint32_t q_pair) {
-    const __m512i w = _mm512_maskz_loadu_epi32(first_lanes(n), words);
-    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)_mm512_set1_epi32(int(q_pair)));
+    return dot_bf16(acc, _mm512_maskz_loadu_epi32(first_lanes(n), words), set1_word(q_pair));
+  }
+  // acc lane i += a.lo * b.lo + a.hi * b.hi, the bf16 halves of word i.
+  static F dot_bf16(F acc, __m512i a, __m512i b) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b);
+  }
+  static __m512i set1_word(uint32_t w) { return _mm512_set1_epi32(int(w)); }
+  static __m512i zero_words() { return _mm512_setzero_si512(); }
+  static void store_words(uint32_t* p, __m512i w) { _mm512_storeu_si512(p, w); }
+
+  // x[0 .. n) (n a multiple of 16) rounded to nearest-even bf16 in place:
+  // afterwards 32-bit word j of x holds bf16(x[2j]) | bf16(x[2j+1]) << 16.
+  // Chunk k writes over floats 8k .. 8k+7, which chunk k/2 has already read.
+  static void round_to_bf16_pairs(float* x, int32_t n) {
+    for (int32_t i = 0; i < n; i += 16) {
+      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint16_t*>(x) + i),
+                          (__m256i)h);
+    }
+  }
+
+  // Per lane: half a_half (0 low, 1 high) of a's word in the low half, half
+  // b_half of b's in the high half.
+  static __m512i pair_halves(__m512i a, int a_half, __m512i b, int b_half) {
+    const __m512i lo =
+        a_half ? _mm512_srli_epi32(a, 16) : _mm512_and_si512(a, _mm512_set1_epi32(0xffff));
+    const __m512i hi = b_half ? _mm512_and_si512(b, _mm512_set1_epi32(int(0xffff0000u)))
+                              : _mm512_slli_epi32(b, 16);
+    return _mm512_or_si512(lo, hi);
   }
 #else
   static constexpr bool kBf16Dot = false;

@@ -125,6 +125,18 @@ inline void chunk_scores_bf16(const uint32_t* q_pairs, int32_t rows, const uint8
   }
 }
 
+// A bf16 query row's own bits as dim_groups words of two dims, like the K
+// words (the dim past an odd head_dim is 0).
+inline void load_query_pairs(const AttentionCall& c, int32_t row, int32_t head, uint32_t* pairs) {
+  const int32_t D = c.layout.head_dim;
+  const uint16_t* bits = static_cast<const uint16_t*>(c.queries) + (size_t(row) * c.num_q_heads + head) * D;
+  for (int32_t g = 0; g < c.layout.dim_groups; ++g) {
+    const uint32_t lo = bits[2 * g];
+    const uint32_t hi = 2 * g + 1 < D ? bits[2 * g + 1] : 0;
+    pairs[g] = lo | (hi << 16);
+  }
+}
+
 template <rpa_dtype kCache, rpa_dtype kAct>
 void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const bool bf16_dot = use_bf16_dot<kCache, kAct>() && bf16_dot_exact(c);
@@ -167,14 +179,7 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       s.hi[row] = hi;
       if (bf16_dot) {
         // q_width floats of room hold the dim_groups pairs.
-        uint32_t* pairs = reinterpret_cast<uint32_t*>(s.q) + size_t(row) * lay.dim_groups;
-        const uint16_t* bits = static_cast<const uint16_t*>(c.queries) +
-                               (size_t(r) * c.num_q_heads + head) * D;
-        for (int32_t g = 0; g < lay.dim_groups; ++g) {
-          const uint32_t lo = bits[2 * g];
-          const uint32_t hi = 2 * g + 1 < D ? bits[2 * g + 1] : 0;
-          pairs[g] = lo | (hi << 16);
-        }
+        load_query_pairs(c, r, head, reinterpret_cast<uint32_t*>(s.q) + size_t(row) * lay.dim_groups);
       } else {
         load_query<kCache, kAct>(c, r, head, s.q + size_t(row) * q_width, q_width);
       }

@@ -19,6 +19,13 @@
 // row's own extra positions (the causal diagonal, a window's edge) run one row
 // at a time. So a masked (row, position) pair is never multiplied and a NaN or
 // Inf stored at a masked position contributes nothing, as the contract says.
+//
+// What the tiles hold is a policy (FmaTiles, Bf16PairTiles below): fp32
+// elements, or, on AVX-512 BF16 with a bf16 cache and bf16 queries, the
+// cache's own words of two bf16 along the depth, multiplied by vdpbf16ps
+// (step 1 then copies instead of widening, and P is rounded to bf16 after
+// step 3). Pair tiles multiply whole pairs of positions, so a register tile
+// of P V covers only pairs all its rows see; the rest go one position at a time.
 
 // Rows per register tile, taken one at a time below kTileRows.
 template <int R, class Fn>
@@ -29,22 +36,23 @@ inline void with_tile_rows(int32_t rows, Fn&& fn) {
   fn(std::integral_constant<int, R>{});
 }
 
-// s[r][0 .. kTileVecs*L) = sum over d < dims of q[r][d] * kt[d][0 .. kTileVecs*L), R rows.
-template <int R>
-inline void tile_scores(const float* q, int32_t q_stride, const float* kt, int32_t kt_stride,
-                        int32_t dims, float* s, int32_t s_stride) {
+// s[r][0 .. kTileVecs*L) = sum over d < depth of q[r][d] * kt[d][0 .. kTileVecs*L), R rows,
+// in the arithmetic of the tile policy T (FmaTiles or Bf16PairTiles, below).
+template <int R, class T>
+inline void tile_scores(const typename T::Elem* q, int32_t q_stride, const typename T::Elem* kt,
+                        int32_t kt_stride, int32_t depth, float* s, int32_t s_stride) {
   constexpr int L = Ops::kLanes;
   constexpr int V = Ops::kTileVecs;
   using F = typename Ops::F;
   F acc[R][V];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) acc[r][v] = Ops::zero();
-  for (int32_t d = 0; d < dims; ++d) {
-    F k[V];
-    for (int v = 0; v < V; ++v) k[v] = Ops::load(kt + size_t(d) * kt_stride + v * L);
+  for (int32_t d = 0; d < depth; ++d) {
+    typename T::In k[V];
+    for (int v = 0; v < V; ++v) k[v] = T::load(kt + size_t(d) * kt_stride + v * L);
     for (int r = 0; r < R; ++r) {
-      const F qd = Ops::set1(q[size_t(r) * q_stride + d]);
-      for (int v = 0; v < V; ++v) acc[r][v] = Ops::fmadd(qd, k[v], acc[r][v]);
+      const typename T::In qd = T::broadcast(q + size_t(r) * q_stride + d);
+      for (int v = 0; v < V; ++v) acc[r][v] = T::madd(acc[r][v], qd, k[v]);
     }
   }
   for (int r = 0; r < R; ++r)
@@ -52,9 +60,9 @@ inline void tile_scores(const float* q, int32_t q_stride, const float* kt, int32
 }
 
 // o[r][0 .. kTileVecs*L) += sum over t in [t_lo, t_hi) of p[r][t] * vt[t][0 ..], R rows.
-template <int R>
-inline void tile_values(const float* p, int32_t p_stride, const float* vt, int32_t vt_stride,
-                        int32_t t_lo, int32_t t_hi, float* o, int32_t o_stride) {
+template <int R, class T>
+inline void tile_values(const typename T::Elem* p, int32_t p_stride, const typename T::Elem* vt,
+                        int32_t vt_stride, int32_t t_lo, int32_t t_hi, float* o, int32_t o_stride) {
   constexpr int L = Ops::kLanes;
   constexpr int V = Ops::kTileVecs;
   using F = typename Ops::F;
@@ -62,11 +70,11 @@ inline void tile_values(const float* p, int32_t p_stride, const float* vt, int32
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) acc[r][v] = Ops::load(o + size_t(r) * o_stride + v * L);
   for (int32_t t = t_lo; t < t_hi; ++t) {
-    F x[V];
-    for (int v = 0; v < V; ++v) x[v] = Ops::load(vt + size_t(t) * vt_stride + v * L);
+    typename T::In x[V];
+    for (int v = 0; v < V; ++v) x[v] = T::load(vt + size_t(t) * vt_stride + v * L);
     for (int r = 0; r < R; ++r) {
-      const F pt = Ops::set1(p[size_t(r) * p_stride + t]);
-      for (int v = 0; v < V; ++v) acc[r][v] = Ops::fmadd(pt, x[v], acc[r][v]);
+      const typename T::In pt = T::broadcast(p + size_t(r) * p_stride + t);
+      for (int v = 0; v < V; ++v) acc[r][v] = T::madd(acc[r][v], pt, x[v]);
     }
   }
   for (int r = 0; r < R; ++r)
@@ -82,13 +90,16 @@ inline void scale_row(float* row, int32_t n, float factor) {
 // kLanes cache words from `words`, of which the first n are wanted: whole
 // vectors load unmasked (masked loads cost more, on Zen 3 most of all), the
 // last one of a run masked so nothing past the page or cache is touched.
-// The words go through the fast expand (scaled_expand_words: e4m3 through
-// F16C on AVX2, ~20 vector ops per 8 words instead of ~48), whose power-of-two
-// scale prefill_attend takes back out of the scores and the outputs.
+inline typename Ops::W load_run(const uint8_t* words, int32_t n) {
+  return n >= Ops::kLanes ? Ops::load_words_full(words) : Ops::load_words(words, n);
+}
+
+// load_run's words through the fast expand (scaled_expand_words: e4m3
+// through F16C on AVX2, ~20 vector ops per 8 words instead of ~48), whose
+// power-of-two scale prefill_attend takes back out of the scores and the outputs.
 template <rpa_dtype kCache>
 inline void expand_run(const uint8_t* words, int32_t n, typename Ops::F* out) {
-  Ops::template scaled_expand_words<kCache>(
-      n >= Ops::kLanes ? Ops::load_words_full(words) : Ops::load_words(words, n), out);
+  Ops::template scaled_expand_words<kCache>(load_run(words, n), out);
 }
 
 // widen_block's keys at page size 1, where a page's K block is one token's
@@ -173,6 +184,81 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
   }
 }
 
+#ifdef RPA_PREFILL_BF16_PAIRS
+// widen_block for the pair tiles (bf16 cache): nothing to widen, the words are
+// the tiles' operands. Copies positions [t0, t0 + n), t0 even, of one kv head
+// into kb[dim_groups][kb_stride] (K words as stored, column t - t0; columns
+// past n may be written: kb_stride >= n + kLanes) and vb[pair][vb_stride]
+// (pair j: positions t0 + 2j and t0 + 2j + 1 of a dim; columns past head_dim
+// are 0). At even page sizes a pair is one stored V word (slots 2i, 2i + 1),
+// copied whole; at odd ones its halves come from two words, perhaps of two
+// pages. A pair's half past n is not read by the tiles.
+inline void stage_pair_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head,
+                             int32_t t0, int32_t n, uint32_t* kb, int32_t kb_stride, uint32_t* vb,
+                             int32_t vb_stride) {
+  constexpr int L = Ops::kLanes;
+  const CacheLayout& lay = c.layout;
+  const int32_t page_size = lay.page_size;
+  const int32_t D = lay.head_dim;
+  const bool whole_words = page_size % 2 == 0;
+  for (int32_t t = t0; t < t0 + n;) {
+    const int32_t e = t / page_size;
+    const int32_t slot_lo = t - e * page_size;
+    const int32_t slot_hi = min_i32(page_size, slot_lo + (t0 + n - t));
+    const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
+    const int32_t col = t - t0;
+    for (int32_t g = 0; g < lay.dim_groups; ++g) {
+      const uint8_t* words = k_block + size_t(g) * page_size * 4;
+      for (int32_t s = slot_lo; s < slot_hi; s += L)
+        Ops::store_words(kb + size_t(g) * kb_stride + col + (s - slot_lo),
+                         load_run(words + size_t(s) * 4, slot_hi - s));
+    }
+    if (whole_words) {
+      const uint8_t* v_block = k_block + lay.k_block_bytes;
+      for (int32_t i = slot_lo / 2; i * 2 < slot_hi; ++i)
+        for (int32_t d0 = 0; d0 < vb_stride; d0 += L)
+          Ops::store_words(vb + size_t(col / 2 + i - slot_lo / 2) * vb_stride + d0,
+                           load_run(v_block + (size_t(i) * D + d0) * 4, D - d0));
+    }
+    t += slot_hi - slot_lo;
+  }
+  if (whole_words) return;
+  // The V words of dims [d0, d0 + kLanes) that hold position t (in half t % page_size % 2).
+  const auto v_words = [&](int32_t t, int32_t d0) {
+    const uint8_t* v_block =
+        c.cache + k_block_offset(lay, pages[t / page_size], kv_head) + lay.k_block_bytes;
+    return load_run(v_block + (size_t(t % page_size / 2) * D + d0) * 4, D - d0);
+  };
+  for (int32_t j = 0; 2 * j < n; ++j) {
+    const int32_t a = t0 + 2 * j, b = a + 1;
+    for (int32_t d0 = 0; d0 < vb_stride; d0 += L) {
+      const typename Ops::W high = 2 * j + 1 < n ? v_words(b, d0) : Ops::zero_words();
+      Ops::store_words(vb + size_t(j) * vb_stride + d0,
+                       Ops::pair_halves(v_words(a, d0), a % page_size % 2, high,
+                                        b % page_size % 2));
+    }
+  }
+}
+
+// o[0 .. o_stride) += p(t) v(t) for one row and one position t of the pair
+// tiles: its bf16 probability and V elements taken out of their words, so the
+// pair's other position (masked for this row, perhaps NaN) is never multiplied.
+inline void add_pair_position(const uint32_t* p_words, const uint32_t* vb, int32_t vb_stride,
+                              int32_t t, float* o, int32_t o_stride) {
+  using F = typename Ops::F;
+  const int half = t % 2;
+  const uint32_t p_word = p_words[t / 2];
+  const F p = Ops::set1(bf16_to_float(uint16_t(half ? p_word >> 16 : p_word & 0xffff)));
+  const uint32_t* v_row = vb + size_t(t / 2) * vb_stride;
+  for (int32_t d0 = 0; d0 < o_stride; d0 += Ops::kLanes) {
+    F x[2];
+    Ops::template expand_words<RPA_BF16>(
+        Ops::load_words_full(reinterpret_cast<const uint8_t*>(v_row + d0)), x);
+    Ops::store(o + d0, Ops::fmadd(p, x[half], Ops::load(o + d0)));
+  }
+}
+#endif
+
 // Prefetches the cache lines widen_block will read for the next block, a few
 // lines per register tile of S, so they arrive while this block's ~M * n *
 // head_dim * 4 flops run instead of stalling the widening on L3/DRAM latency
@@ -240,8 +326,77 @@ class BlockPrefetch {
 // next block is requested within the first half of this block's S.
 inline constexpr int kPrefetchLinesPerTile = 16;
 
-template <rpa_dtype kCache, rpa_dtype kAct>
-void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
+// The tile policies: what the register tiles hold and how the body fills and
+// drains them. FmaTiles: fp32 elements, widened from any cache dtype, one
+// multiply-add per lane.
+struct FmaTiles {
+  static constexpr bool kPairs = false;
+  using Elem = float;
+  using In = typename Ops::F;
+  static In load(const float* p) { return Ops::load(p); }
+  static In broadcast(const float* p) { return Ops::set1(*p); }
+  static typename Ops::F madd(typename Ops::F acc, In a, In b) { return Ops::fmadd(a, b, acc); }
+
+  template <rpa_dtype kCache, rpa_dtype kAct>
+  static void load_query_row(const AttentionCall& c, int32_t r, int32_t head, float* q,
+                             int32_t dims) {
+    load_query<kCache, kAct>(c, r, head, q, dims);
+  }
+  template <rpa_dtype kCache>
+  static void stage_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
+                          int32_t n, float* kt, int32_t kt_stride, float* vt, int32_t vt_stride) {
+    widen_block<kCache>(c, pages, kv_head, t0, n, kt, kt_stride, vt, vt_stride);
+  }
+  static void finish_probabilities(float*, int32_t) {}
+  // o[0 .. o_stride) += sum over t in [t_lo, t_hi) of p[t] * vt[t], one row.
+  static void add_positions(const float* p, const float* vt, int32_t vt_stride, int32_t t_lo,
+                            int32_t t_hi, float* o, int32_t o_stride) {
+    for (int32_t d0 = 0; d0 < o_stride; d0 += Ops::kTileVecs * Ops::kLanes)
+      tile_values<1, FmaTiles>(p, 0, vt + d0, vt_stride, t_lo, t_hi, o + d0, o_stride);
+  }
+};
+
+#ifdef RPA_PREFILL_BF16_PAIRS
+// Bf16PairTiles (bf16 cache and queries): 32-bit words of two bf16 along the
+// tiles' depth (a token's dim pair in Q and K, a dim's position pair in P and
+// V), one vdpbf16ps per word vector: two multiply-adds per lane and
+// instruction, on the cache's words as stored (README, Cache layout). The
+// queries are their own bf16 bits, the scale goes on the scores, and the
+// probabilities are rounded to bf16 for P.V.
+struct Bf16PairTiles {
+  static constexpr bool kPairs = true;
+  using Elem = uint32_t;
+  using In = typename Ops::W;
+  static In load(const uint32_t* p) {
+    return Ops::load_words_full(reinterpret_cast<const uint8_t*>(p));
+  }
+  static In broadcast(const uint32_t* p) { return Ops::set1_word(*p); }
+  static typename Ops::F madd(typename Ops::F acc, In a, In b) { return Ops::dot_bf16(acc, a, b); }
+
+  static uint32_t* words(float* x) { return reinterpret_cast<uint32_t*>(x); }
+  // The row's dim_groups words at the start of its dims floats.
+  template <rpa_dtype, rpa_dtype>
+  static void load_query_row(const AttentionCall& c, int32_t r, int32_t head, float* q, int32_t) {
+    load_query_pairs(c, r, head, words(q));
+  }
+  template <rpa_dtype>
+  static void stage_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
+                          int32_t n, float* kt, int32_t kt_stride, float* vt, int32_t vt_stride) {
+    stage_pair_block(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
+  }
+  static void finish_probabilities(float* p, int32_t n) { Ops::round_to_bf16_pairs(p, n); }
+  static void add_positions(const float* p, const float* vt, int32_t vt_stride, int32_t t_lo,
+                            int32_t t_hi, float* o, int32_t o_stride) {
+    for (int32_t t = t_lo; t < t_hi; ++t)
+      add_pair_position(reinterpret_cast<const uint32_t*>(p), reinterpret_cast<const uint32_t*>(vt),
+                        vt_stride, t, o, o_stride);
+  }
+};
+#endif
+
+// The kernel body on the tiles of policy T (FmaTiles or Bf16PairTiles).
+template <rpa_dtype kCache, rpa_dtype kAct, class T>
+void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
   constexpr int kRows = Ops::kTileRows;
@@ -253,6 +408,7 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t D = lay.head_dim;
   const int32_t G = c.group;
   const int32_t dims = lay.dim_groups * kPack;  // K rows, and the query's padded width
+  const int32_t depth = T::kPairs ? lay.dim_groups : dims;  // of Q.K^T, in tile elements
   const int32_t o_stride = int32_t(round_up(size_t(D), kTileWidth));
   // Rows of the tiles start on 64-byte lines (strides of whole lines), so no
   // vector load of the register tiles straddles two lines.
@@ -294,15 +450,21 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const int32_t head = w.kv_head * G + hh;
       lo[row] = row_lo;
       hi[row] = row_hi;
-      load_query<kCache, kAct>(c, r, head, q + size_t(row) * dims, dims);
+      T::template load_query_row<kCache, kAct>(c, r, head, q + size_t(row) * dims, dims);
       start_softmax(c, head, true, &m[row], &l[row]);
       for (int32_t d = 0; d < o_stride; ++d) o[size_t(row) * o_stride + d] = 0;
     }
   }
 
+  // Pair tiles pair positions from an even one, as the V words do; the tiles
+  // then hold T::Elem words where the fp32 tiles hold floats.
+  if constexpr (T::kPairs) t_begin -= t_begin % 2;
+  constexpr int32_t kPositionsPerElem = T::kPairs ? 2 : 1;
+  const auto tiles = [](float* x) { return reinterpret_cast<const typename T::Elem*>(x); };
+  const float score_scale = T::kPairs ? c.sm_scale : kUnscale;
   for (int32_t t0 = t_begin; t0 < t_end; t0 += N) {
     const int32_t n = min_i32(N, t_end - t0);
-    widen_block<kCache>(c, pages, w.kv_head, t0, n, kt, kt_stride, vt, o_stride);
+    T::template stage_block<kCache>(c, pages, w.kv_head, t0, n, kt, kt_stride, vt, o_stride);
     const int32_t next_n = c.prefetch ? max_i32(0, min_i32(N, t_end - t0 - N)) : 0;
     BlockPrefetch prefetch(c, pages, w.kv_head, t0 + N, next_n);
     for (int32_t row = 0; row < M; ++row) {
@@ -322,8 +484,8 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       for (int32_t c0 = u_lo / kTileWidth * kTileWidth; c0 < u_hi; c0 += kTileWidth) {
         prefetch.step(kPrefetchLinesPerTile);
         with_tile_rows<kRows>(rows, [&](auto r) {
-          tile_scores<decltype(r)::value>(q + size_t(m0) * dims, dims, kt + c0, kt_stride, dims,
-                                          s + size_t(m0) * N + c0, N);
+          tile_scores<decltype(r)::value, T>(tiles(q) + size_t(m0) * dims, dims, tiles(kt) + c0,
+                                             kt_stride, depth, s + size_t(m0) * N + c0, N);
         });
       }
     }
@@ -343,17 +505,19 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         float alpha[kSoftmaxRows];
         with_tile_rows<kSoftmaxRows>(run, [&](auto r) {
           decode_softmax_rows<decltype(r)::value>(s + size_t(row) * N, N, col_lo[row], col_hi[row],
-                                                  kUnscale, c.k_scale, c.soft_cap, &m[row], &l[row],
-                                                  alpha);
+                                                  score_scale, c.k_scale, c.soft_cap, &m[row],
+                                                  &l[row], alpha);
         });
-        for (int32_t k = 0; k < run; ++k)
+        for (int32_t k = 0; k < run; ++k) {
           if (alpha[k] != 1.0f) scale_row(o + size_t(row + k) * o_stride, o_stride, alpha[k]);
+          T::finish_probabilities(s + size_t(row + k) * N, N);
+        }
       }
       row += run;
     }
 
-    // O += P V: each register tile over the columns all its rows see, then
-    // each row's own remaining columns.
+    // O += P V: each register tile over the columns all its rows see (whole
+    // pairs of them for pair tiles), then each row's own remaining columns.
     for (int32_t m0 = 0; m0 < M; m0 += kRows) {
       const int32_t rows = min_i32(kRows, M - m0);
       int32_t common_lo = 0, common_hi = n;
@@ -361,13 +525,17 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         common_lo = max_i32(common_lo, col_lo[row]);
         common_hi = min_i32(common_hi, col_hi[row]);
       }
+      common_lo = int32_t(round_up(size_t(common_lo), kPositionsPerElem));
+      common_hi -= common_hi % kPositionsPerElem;
       // No common columns: the edges below then cover each row's own range whole.
       if (common_lo >= common_hi) common_lo = common_hi = 0;
       if (common_lo < common_hi) {
         for (int32_t d0 = 0; d0 < o_stride; d0 += kTileWidth) {
           with_tile_rows<kRows>(rows, [&](auto r) {
-            tile_values<decltype(r)::value>(s + size_t(m0) * N, N, vt + d0, o_stride, common_lo,
-                                            common_hi, o + size_t(m0) * o_stride + d0, o_stride);
+            tile_values<decltype(r)::value, T>(tiles(s) + size_t(m0) * N, N, tiles(vt) + d0,
+                                               o_stride, common_lo / kPositionsPerElem,
+                                               common_hi / kPositionsPerElem,
+                                               o + size_t(m0) * o_stride + d0, o_stride);
           });
         }
       }
@@ -375,10 +543,9 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
         const int32_t edges[2][2] = {{col_lo[row], min_i32(col_hi[row], common_lo)},
                                      {max_i32(col_lo[row], common_hi), col_hi[row]}};
         for (const auto& edge : edges) {
-          if (edge[0] >= edge[1]) continue;
-          for (int32_t d0 = 0; d0 < o_stride; d0 += kTileWidth)
-            tile_values<1>(s + size_t(row) * N, N, vt + d0, o_stride, edge[0], edge[1],
-                           o + size_t(row) * o_stride + d0, o_stride);
+          if (edge[0] < edge[1])
+            T::add_positions(s + size_t(row) * N, vt, o_stride, edge[0], edge[1],
+                             o + size_t(row) * o_stride, o_stride);
         }
       }
     }
@@ -395,4 +562,14 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       Ops::template store_act_row<kAct>(c.out, out_offset, o_row, c.v_scale / l[row], D);
     }
   }
+}
+
+template <rpa_dtype kCache, rpa_dtype kAct>
+void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
+#ifdef RPA_PREFILL_BF16_PAIRS
+  if constexpr (use_bf16_dot<kCache, kAct>()) {
+    if (bf16_dot_exact(c)) return prefill_tiles<kCache, kAct, Bf16PairTiles>(c, w, scratch);
+  }
+#endif
+  prefill_tiles<kCache, kAct, FmaTiles>(c, w, scratch);
 }

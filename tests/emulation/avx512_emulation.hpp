@@ -85,6 +85,22 @@ inline simde__m512i maskz_loadu_epi32(simde__mmask16 k, const void* p) {
   return simde_mm512_loadu_si512(r);
 }
 
+// Each float rounded to nearest-even bf16 (NaN stays a quiet NaN), 16 halves.
+inline simde__m256bh cvtneps_pbh(simde__m512 x) {
+  float v[16];
+  uint16_t r[16];
+  simde_mm512_storeu_ps(v, x);
+  for (int i = 0; i < 16; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    r[i] = (u & 0x7fffffffu) > 0x7f800000u ? uint16_t((u >> 16) | 0x40u)
+                                           : uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+  simde__m256bh h;
+  std::memcpy(&h, r, sizeof(h));
+  return h;
+}
+
 }  // namespace rpa_avx512_emulation
 
 #define _mm512_reduce_max_ps rpa_avx512_emulation::reduce_max_ps
@@ -95,3 +111,4 @@ inline simde__m512i maskz_loadu_epi32(simde__mmask16 k, const void* p) {
 #define _mm512_srai_epi32 rpa_avx512_emulation::srai_epi32
 #define _mm512_cmplt_epi32_mask rpa_avx512_emulation::cmplt_epi32_mask
 #define _mm512_maskz_loadu_epi32 rpa_avx512_emulation::maskz_loadu_epi32
+#define _mm512_cvtneps_pbh rpa_avx512_emulation::cvtneps_pbh
