@@ -49,9 +49,9 @@ CpuFeatures detect() {
   f.avx512 = f.avx2_fma_f16c && os_zmm && avx512f && avx512dq && avx512bw && avx512vl;
   f.avx512_bf16 = f.avx512 && avx512_bf16;
   f.amx_bf16 = f.avx512_bf16 && os_amx && amx_bf16 && amx_tile;
-#ifdef RPA_EMULATE_AVX512
-  // A test build whose AVX-512 kernels run on AVX2 (RPA_EMULATE_AVX512).
-  f.avx512 = f.avx512_bf16 = f.avx2_fma_f16c;
+#ifdef RPA_EMULATE_AVX512_AMX
+  // A test build whose AVX-512 and AMX kernels run on AVX2 (RPA_EMULATE_AVX512_AMX).
+  f.avx512 = f.avx512_bf16 = f.amx_bf16 = f.avx2_fma_f16c;
 #endif
   return f;
 }
@@ -61,12 +61,16 @@ CpuFeatures detect() {
 // asked once, the first time the path is considered. A kernel that refuses
 // leaves the path unavailable: RPA_ISA=amx then gives RPA_ERR_UNSUPPORTED.
 bool amx_permitted() {
+#ifdef RPA_EMULATE_AVX512_AMX
+  return true;  // emulated tiles need no kernel state
+#else
   static const bool ok = [] {
     constexpr long kArchReqXcompPerm = 0x1023;
     constexpr long kXfeatureXtiledata = 18;
     return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
   }();
   return ok;
+#endif
 }
 
 const CpuFeatures& features() {

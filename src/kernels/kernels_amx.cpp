@@ -1,6 +1,11 @@
 // The attention kernels compiled for the amx path: the avx512_bf16 kernels,
 // with the decode kernel on AMX tiles where the shapes allow (decode_amx.inl).
+#ifdef RPA_EMULATE_AVX512_AMX
+#include "avx512_emulation.hpp"  // test builds only (tests/emulation)
+#include "amx_emulation.hpp"
+#else
 #include <immintrin.h>
+#endif
 #include <cmath>
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // The attention kernels compiled for the avx512 path (flags in src/CMakeLists.txt).
-#ifdef RPA_EMULATE_AVX512
+#ifdef RPA_EMULATE_AVX512_AMX
 #include "avx512_emulation.hpp"  // test builds only (tests/emulation)
 #else
 #include <immintrin.h>

@@ -1,5 +1,5 @@
 // AVX-512 intrinsics for a CPU without AVX-512, for test builds only
-// (cmake -DRPA_EMULATE_AVX512=ON): the avx512 and avx512_bf16 kernel units
+// (cmake -DRPA_EMULATE_AVX512_AMX=ON): the avx512, avx512_bf16 and amx kernel units
 // include this instead of <immintrin.h>, so their logic (masks, lane counts,
 // gathers of runs, the 16-lane tails) runs and is checked by the whole suite
 // on an AVX2 machine. SIMDe (Debian's libsimde-dev) supplies nearly all of
@@ -101,6 +101,51 @@ inline simde__m256bh cvtneps_pbh(simde__m512 x) {
   return h;
 }
 
+// Two vectors of floats rounded to bf16 (as cvtneps_pbh): b's in halves 0-15, a's in 16-31.
+inline simde__m512bh cvtne2ps_pbh(simde__m512 a, simde__m512 b) {
+  const simde__m256bh lo = cvtneps_pbh(b), hi = cvtneps_pbh(a);
+  simde__m512bh r;
+  std::memcpy(&r, &lo, 32);
+  std::memcpy(reinterpret_cast<char*>(&r) + 32, &hi, 32);
+  return r;
+}
+
+// 16 bytes sign-extended to 16 32-bit lanes.
+inline simde__m512i cvtepi8_epi32(simde__m128i x) {
+  int8_t v[16];
+  int32_t r[16];
+  simde_mm_storeu_si128(v, x);
+  for (int i = 0; i < 16; ++i) r[i] = v[i];
+  return simde_mm512_loadu_si512(r);
+}
+
+// 32 bytes zero-extended to 32 16-bit lanes.
+inline simde__m512i cvtepu8_epi16(simde__m256i x) {
+  uint8_t v[32];
+  uint16_t r[32];
+  simde_mm256_storeu_si256(v, x);
+  for (int i = 0; i < 32; ++i) r[i] = v[i];
+  return simde_mm512_loadu_si512(r);
+}
+
+// Masks of 32 16-bit lanes: unsigned a < b, and a == b.
+inline simde__mmask32 cmplt_epu16_mask(simde__m512i a, simde__m512i b) {
+  uint16_t x[32], y[32];
+  simde_mm512_storeu_si512(x, a);
+  simde_mm512_storeu_si512(y, b);
+  uint32_t k = 0;
+  for (int i = 0; i < 32; ++i) k |= (x[i] < y[i] ? 1u : 0u) << i;
+  return simde__mmask32(k);
+}
+inline simde__mmask32 cmpeq_epi16_mask(simde__m512i a, simde__m512i b) {
+  uint16_t x[32], y[32];
+  simde_mm512_storeu_si512(x, a);
+  simde_mm512_storeu_si512(y, b);
+  uint32_t k = 0;
+  for (int i = 0; i < 32; ++i) k |= (x[i] == y[i] ? 1u : 0u) << i;
+  return simde__mmask32(k);
+}
+
 }  // namespace rpa_avx512_emulation
 
 #define _mm512_reduce_max_ps rpa_avx512_emulation::reduce_max_ps
@@ -112,3 +157,8 @@ inline simde__m256bh cvtneps_pbh(simde__m512 x) {
 #define _mm512_cmplt_epi32_mask rpa_avx512_emulation::cmplt_epi32_mask
 #define _mm512_maskz_loadu_epi32 rpa_avx512_emulation::maskz_loadu_epi32
 #define _mm512_cvtneps_pbh rpa_avx512_emulation::cvtneps_pbh
+#define _mm512_cvtepu8_epi16 rpa_avx512_emulation::cvtepu8_epi16
+#define _mm512_cvtne2ps_pbh rpa_avx512_emulation::cvtne2ps_pbh
+#define _mm512_cvtepi8_epi32 rpa_avx512_emulation::cvtepi8_epi32
+#define _mm512_cmplt_epu16_mask rpa_avx512_emulation::cmplt_epu16_mask
+#define _mm512_cmpeq_epi16_mask rpa_avx512_emulation::cmpeq_epi16_mask
