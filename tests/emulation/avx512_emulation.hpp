@@ -65,13 +65,20 @@ inline simde__m512i srai_epi32(simde__m512i x, unsigned shift) {
   return simde_mm512_loadu_si512(v);
 }
 
-inline simde__mmask16 cmplt_epi32_mask(simde__m512i a, simde__m512i b) {
-  int32_t x[16], y[16];
+// The mask of the lanes (of type Lane) where pred(a, b) holds.
+template <class Lane, class Pred>
+inline uint32_t lane_mask(simde__m512i a, simde__m512i b, Pred pred) {
+  constexpr int n = 64 / sizeof(Lane);
+  Lane x[n], y[n];
   simde_mm512_storeu_si512(x, a);
   simde_mm512_storeu_si512(y, b);
-  unsigned k = 0;
-  for (int i = 0; i < 16; ++i) k |= (x[i] < y[i] ? 1u : 0u) << i;
-  return simde__mmask16(k);
+  uint32_t k = 0;
+  for (int i = 0; i < n; ++i) k |= (pred(x[i], y[i]) ? 1u : 0u) << i;
+  return k;
+}
+
+inline simde__mmask16 cmplt_epi32_mask(simde__m512i a, simde__m512i b) {
+  return simde__mmask16(lane_mask<int32_t>(a, b, [](int32_t x, int32_t y) { return x < y; }));
 }
 
 // Reads only the lanes the mask selects, as the instruction does: the kernels
@@ -130,20 +137,10 @@ inline simde__m512i cvtepu8_epi16(simde__m256i x) {
 
 // Masks of 32 16-bit lanes: unsigned a < b, and a == b.
 inline simde__mmask32 cmplt_epu16_mask(simde__m512i a, simde__m512i b) {
-  uint16_t x[32], y[32];
-  simde_mm512_storeu_si512(x, a);
-  simde_mm512_storeu_si512(y, b);
-  uint32_t k = 0;
-  for (int i = 0; i < 32; ++i) k |= (x[i] < y[i] ? 1u : 0u) << i;
-  return simde__mmask32(k);
+  return lane_mask<uint16_t>(a, b, [](uint16_t x, uint16_t y) { return x < y; });
 }
 inline simde__mmask32 cmpeq_epi16_mask(simde__m512i a, simde__m512i b) {
-  uint16_t x[32], y[32];
-  simde_mm512_storeu_si512(x, a);
-  simde_mm512_storeu_si512(y, b);
-  uint32_t k = 0;
-  for (int i = 0; i < 32; ++i) k |= (x[i] == y[i] ? 1u : 0u) << i;
-  return simde__mmask32(k);
+  return lane_mask<uint16_t>(a, b, [](uint16_t x, uint16_t y) { return x == y; });
 }
 
 }  // namespace rpa_avx512_emulation
