@@ -8,6 +8,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -63,7 +64,8 @@ struct Options {
       "  --ablate                 after each row, the same batch with one lever off:\n"
       "                           decode rows (D*, M1): the general kernel for decodes,\n"
       "                           a scatter pass before attention, no prefetch, no split-KV;\n"
-      "                           prefill rows (P*, M1): the general kernel for prefills;\n"
+      "                           prefill rows (P*, M1): the general kernel for prefills,\n"
+      "                           and on avx512_bf16 / amx fp32 FMA tiles for the bf16 pairs;\n"
       "                           every row: no prefetch\n"
       "  --verbose                under each row, each thread's busy fraction of the\n"
       "                           attention phase (last timed call)\n");
@@ -280,6 +282,11 @@ Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* c
 bool carries_decodes(const WorkloadSpec& w) { return w.id[0] == 'D' || w.id == "M1"; }
 bool carries_prefills(const WorkloadSpec& w) { return w.id[0] == 'P' || w.id == "M1"; }
 bool carries_any(const WorkloadSpec&) { return true; }
+// Prefill rows on a path with bf16 pair tiles (vdpbf16ps, AMX); the workloads are bf16.
+bool carries_pair_tile_prefills(const WorkloadSpec& w) {
+  const std::string_view isa = rpa_isa();
+  return carries_prefills(w) && (isa == "avx512_bf16" || isa == "amx");
+}
 
 struct Ablation {
   const char* variant;
@@ -297,6 +304,8 @@ constexpr Ablation kAblations[] = {
     {"no_split_kv", "split_kv", carries_decodes},
     // prefill and mixed sequences through the general kernel
     {"general_prefill", "prefill_kernel", carries_prefills},
+    // prefill tiles on fp32 FMA instead of the path's bf16 pairs (vdpbf16ps, AMX)
+    {"fma_tiles", "pair_tiles", carries_pair_tile_prefills},
 };
 
 // library_call with one switch off for the call's duration.

@@ -5,8 +5,9 @@
 // tiles of rows that straddle query positions), soft cap and sinks, page size 1
 // (keys widened by turning over blocks of tokens x words); and the
 // same batches through the general kernel (rpa_set_tuning "prefill_kernel" off).
-// On the avx512_bf16 path the bf16-cache, bf16-act cases run the vdpbf16ps pair
-// tiles: odd page sizes (pairs of positions across pages), odd first positions
+// On the avx512_bf16 and amx paths the bf16-cache, bf16-act cases run the pair
+// tiles (vdpbf16ps, AMX; 16-row AMX tiles over items of any row count, depths
+// of any head_dim): odd page sizes (pairs of positions across pages), odd first positions
 // (windows), and single-position P.V at tile edges are among these shapes.
 #include <gtest/gtest.h>
 
@@ -74,6 +75,16 @@ TEST(PrefillKernel, SoftCapAndSinks) {
     c.sinks.assign(size_t(c.hq()), 0.5f);
     c.sinks[1] = -2.0f;
   });
+}
+
+TEST(PrefillKernel, FmaTilesComputeTheSame) {
+  // Where the path has pair tiles (avx512_bf16, amx), its bf16 calls on fp32 FMA tiles instead.
+  struct Reset {
+    ~Reset() { rpa_set_tuning("pair_tiles", 1); }
+  } reset;
+  ASSERT_EQ(rpa_set_tuning("pair_tiles", 0), 0);
+  run_shape(shape(2, 4, 64, 16, {{1, 70}, {100, 160}, {20, 90}}, 1, 2), "pair tiles off", nullptr,
+            {{RPA_BF16, RPA_BF16}});
 }
 
 TEST(PrefillKernel, GeneralKernelComputesTheSame) {

@@ -1,7 +1,8 @@
 // The developer switches of rpa_set_tuning select the "off" side of each lever
 // that rpa-bench --ablate measures (general kernel for decodes, a scatter pass
-// before attention, no prefetch, no split-KV, general kernel for prefills). Every combination must compute
-// the same attention, and the split-KV merge must be exact wherever it runs.
+// before attention, no prefetch, no split-KV, general kernel for prefills, fp32
+// FMA tiles for bf16 prefills on a path with pair tiles). Every combination must
+// compute the same attention, and the split-KV merge must be exact wherever it runs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,8 +14,8 @@
 
 namespace {
 
-const char* const kSwitches[] = {"decode_kernel", "fused_update", "prefetch", "split_kv",
-                                 "prefill_kernel"};
+const char* const kSwitches[] = {"decode_kernel", "fused_update",   "prefetch",
+                                 "split_kv",      "prefill_kernel", "pair_tiles"};
 
 struct ResetTuning {
   ~ResetTuning() {

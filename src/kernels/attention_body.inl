@@ -258,21 +258,44 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
 
 #include "kernels/prefill_body.inl"
 
-// Distribution-aware entry points: decode sequences take the decode kernel,
-// prefill sequences the prefill kernel. Mixed sequences (chunks after a cached
-// prefix, in a batch that also decodes) are prefill work too and take the
-// same tiles; the plan sends items with too few rows for tiles to `attend`.
-template <rpa_dtype kCache, rpa_dtype kAct>
-void attend_mixed(const AttentionCall& c, const WorkItem& w, float* scratch) {
-  prefill_attend<kCache, kAct>(c, w, scratch);
-}
-
-#ifdef RPA_DECODE_AMX
+#ifdef RPA_AMX_TILES
+#include "kernels/amx_tiles.inl"
 #include "kernels/decode_amx.inl"
+#include "kernels/prefill_amx.inl"
 #define RPA_DECODE_KERNEL decode_attend_amx
 #else
 #define RPA_DECODE_KERNEL decode_attend
 #endif
+
+// Distribution-aware entry points: decode sequences take the decode kernel,
+// prefill sequences the prefill kernel. Mixed sequences (chunks after a cached
+// prefix, in a batch that also decodes) are prefill work too and take the
+// same tiles; the plan sends items with too few rows for tiles to `attend`.
+
+// Prefill tiles on bf16 pairs where the path has them (vdpbf16ps, or AMX on
+// the amx path) and the call allows them (bf16 cache and queries, no scales
+// that would make stored values subnormal, the "pair_tiles" switch on); fp32
+// FMA tiles otherwise.
+template <rpa_dtype kCache, rpa_dtype kAct>
+void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
+#ifdef RPA_PREFILL_BF16_PAIRS
+#ifdef RPA_AMX_TILES
+  using PairTiles = AmxTiles;
+#else
+  using PairTiles = Bf16PairTiles;
+#endif
+  if constexpr (use_bf16_dot<kCache, kAct>()) {
+    if (c.pair_tiles && bf16_dot_exact(c))
+      return prefill_tiles<kCache, kAct, PairTiles>(c, w, scratch);
+  }
+#endif
+  prefill_tiles<kCache, kAct, FmaTiles>(c, w, scratch);
+}
+
+template <rpa_dtype kCache, rpa_dtype kAct>
+void attend_mixed(const AttentionCall& c, const WorkItem& w, float* scratch) {
+  prefill_attend<kCache, kAct>(c, w, scratch);
+}
 
 template <rpa_dtype kCache, rpa_dtype kAct>
 AttentionKernels kernels_for() {

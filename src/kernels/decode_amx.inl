@@ -20,14 +20,6 @@
 // head_dim % 16 == 0, page_size % 16 == 0 and G <= 16; other cases use
 // decode_attend (FMA), which computes the same thing.
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Tiles (the _tile_* intrinsics take literal numbers):
 //   0 scores S (G x 16 fp32)      1 Q (G x 32 dims)      2 K (16 dim pairs x 16 tokens)
 //   3 Q, last 16 dims             4 K, last 8 dim pairs  (when head_dim % 32 == 16)
@@ -150,18 +142,14 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
   uint32_t* v_stage = k_stage + size_t(D / 2) * page_size;                     // a page as bf16
 
   TileConfig cfg;
-  const auto set = [&](int t, int rows, int colsb) {
-    cfg.rows[t] = uint8_t(rows);
-    cfg.colsb[t] = uint16_t(colsb);
-  };
-  set(0, G, 64);
-  set(1, G, 64);
-  set(2, 16, 64);
-  set(3, G, 32);
-  set(4, 8, 64);
-  set(5, G, 64);
-  set(6, G, pv_tokens * 2);
-  set(7, pv_tokens / 2, 64);
+  cfg.set(0, G, 64);
+  cfg.set(1, G, 64);
+  cfg.set(2, 16, 64);
+  cfg.set(3, G, 32);
+  cfg.set(4, 8, 64);
+  cfg.set(5, G, 64);
+  cfg.set(6, G, pv_tokens * 2);
+  cfg.set(7, pv_tokens / 2, 64);
   _tile_loadconfig(&cfg);
 
   const int32_t seq = w.seq;

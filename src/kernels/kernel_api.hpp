@@ -39,6 +39,7 @@ struct AttentionCall {
   // Split-KV partial results, merged by merge_partials (kernels/split_merge).
   float* partials;
   int32_t prefetch;  // software prefetch of the next page (decode)
+  int32_t pair_tiles;  // bf16 prefill on the path's pair tiles, where it has them
 };
 
 namespace {

@@ -1,5 +1,6 @@
 // The attention kernels compiled for the amx path: the avx512_bf16 kernels,
-// with the decode kernel on AMX tiles where the shapes allow (decode_amx.inl).
+// with decode (where the shapes allow, decode_amx.inl) and the prefill tiles
+// of bf16 calls (prefill_amx.inl) on AMX tiles.
 #ifdef RPA_EMULATE_AVX512_AMX
 #include "avx512_emulation.hpp"  // test builds only (tests/emulation)
 #include "amx_emulation.hpp"
@@ -16,7 +17,8 @@
 namespace rpa {
 namespace {
 #define RPA_OPS_BF16_DOT 1
-#define RPA_DECODE_AMX 1
+#define RPA_PREFILL_BF16_PAIRS 1
+#define RPA_AMX_TILES 1
 #include "isa/ops_avx512.inl"
 #include "kernels/attention_body.inl"
 }  // namespace

@@ -20,11 +20,12 @@
 // at a time. So a masked (row, position) pair is never multiplied and a NaN or
 // Inf stored at a masked position contributes nothing, as the contract says.
 //
-// What the tiles hold is a policy (FmaTiles, Bf16PairTiles below): fp32
+// What the tiles hold and the loops that multiply them are a policy
+// (FmaTiles, Bf16PairTiles below; AmxTiles in prefill_amx.inl): fp32
 // elements, or, on AVX-512 BF16 with a bf16 cache and bf16 queries, the
-// cache's own words of two bf16 along the depth, multiplied by vdpbf16ps
-// (step 1 then copies instead of widening, and P is rounded to bf16 after
-// step 3). Pair tiles multiply whole pairs of positions, so a register tile
+// cache's own words of two bf16 along the depth, multiplied by vdpbf16ps or
+// AMX tdpbf16ps (step 1 then copies instead of widening, and P is rounded to
+// bf16 after step 3). Pair tiles multiply whole pairs of positions, so a tile
 // of P V covers only pairs all its rows see; the rest go one position at a time.
 
 // Rows per register tile, taken one at a time below kTileRows.
@@ -326,10 +327,40 @@ class BlockPrefetch {
 // next block is requested within the first half of this block's S.
 inline constexpr int kPrefetchLinesPerTile = 16;
 
-// The tile policies: what the register tiles hold and how the body fills and
-// drains them. FmaTiles: fp32 elements, widened from any cache dtype, one
-// multiply-add per lane.
-struct FmaTiles {
+// The tile policies: what the tiles hold, how the body fills and drains them,
+// and the loops that multiply them (scores, values).
+//
+// RegisterTileLoops: those loops on register tiles of kTileRows rows x
+// kTileVecs vectors, in the arithmetic of T (load, broadcast, madd).
+template <class T>
+struct RegisterTileLoops {
+  static constexpr int kTileRows = Ops::kTileRows;
+  static constexpr int32_t kTileWidth = Ops::kTileVecs * Ops::kLanes;  // tokens (S) or dims (O)
+  struct Session {};  // nothing held across an item's tiles
+  // s[r][0 .. kTileWidth) for `rows` (<= kTileRows) rows.
+  template <class E>
+  static void scores(Session&, const E* q, int32_t q_stride, const E* kt, int32_t kt_stride,
+                     int32_t depth, float* s, int32_t s_stride, int32_t rows) {
+    with_tile_rows<kTileRows>(rows, [&](auto r) {
+      tile_scores<decltype(r)::value, T>(q, q_stride, kt, kt_stride, depth, s, s_stride);
+    });
+  }
+  // o[r][0 .. o_stride) += elements [e_lo, e_hi) of p[r] times those rows of vt
+  // (rows of o_stride elements, as o's are), `rows` rows.
+  template <class E>
+  static void values(Session&, const E* p, int32_t p_stride, const E* vt, int32_t e_lo,
+                     int32_t e_hi, float* o, int32_t o_stride, int32_t rows) {
+    for (int32_t d0 = 0; d0 < o_stride; d0 += kTileWidth) {
+      with_tile_rows<kTileRows>(rows, [&](auto r) {
+        tile_values<decltype(r)::value, T>(p, p_stride, vt + d0, o_stride, e_lo, e_hi, o + d0,
+                                           o_stride);
+      });
+    }
+  }
+};
+
+// FmaTiles: fp32 elements, widened from any cache dtype, one multiply-add per lane.
+struct FmaTiles : RegisterTileLoops<FmaTiles> {
   static constexpr bool kPairs = false;
   using Elem = float;
   using In = typename Ops::F;
@@ -363,7 +394,7 @@ struct FmaTiles {
 // instruction, on the cache's words as stored (README, Cache layout). The
 // queries are their own bf16 bits, the scale goes on the scores, and the
 // probabilities are rounded to bf16 for P.V.
-struct Bf16PairTiles {
+struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
   static constexpr bool kPairs = true;
   using Elem = uint32_t;
   using In = typename Ops::W;
@@ -397,10 +428,9 @@ struct Bf16PairTiles {
 // The kernel body on the tiles of policy T (FmaTiles or Bf16PairTiles).
 template <rpa_dtype kCache, rpa_dtype kAct, class T>
 void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
-  constexpr int L = Ops::kLanes;
   constexpr int kPack = pack_of(kCache);
-  constexpr int kRows = Ops::kTileRows;
-  constexpr int32_t kTileWidth = Ops::kTileVecs * L;  // tokens (S) or dims (O) per register tile
+  constexpr int kRows = T::kTileRows;
+  constexpr int32_t kTileWidth = T::kTileWidth;  // tokens (S) or dims (O) per tile
   constexpr int32_t N = int32_t(kPrefillBlockTokens);
   constexpr float kUnscale = 1.0f / Ops::template scaled_expand_scale<kCache>();
   static_assert(N % kTileWidth == 0, "a block is whole register tiles of tokens");
@@ -462,6 +492,7 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int32_t kPositionsPerElem = T::kPairs ? 2 : 1;
   const auto tiles = [](float* x) { return reinterpret_cast<const typename T::Elem*>(x); };
   const float score_scale = T::kPairs ? c.sm_scale : kUnscale;
+  typename T::Session session;
   for (int32_t t0 = t_begin; t0 < t_end; t0 += N) {
     const int32_t n = min_i32(N, t_end - t0);
     T::template stage_block<kCache>(c, pages, w.kv_head, t0, n, kt, kt_stride, vt, o_stride);
@@ -483,10 +514,8 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
       }
       for (int32_t c0 = u_lo / kTileWidth * kTileWidth; c0 < u_hi; c0 += kTileWidth) {
         prefetch.step(kPrefetchLinesPerTile);
-        with_tile_rows<kRows>(rows, [&](auto r) {
-          tile_scores<decltype(r)::value, T>(tiles(q) + size_t(m0) * dims, dims, tiles(kt) + c0,
-                                             kt_stride, depth, s + size_t(m0) * N + c0, N);
-        });
+        T::scores(session, tiles(q) + size_t(m0) * dims, dims, tiles(kt) + c0, kt_stride, depth,
+                  s + size_t(m0) * N + c0, N, rows);
       }
     }
 
@@ -530,14 +559,8 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
       // No common columns: the edges below then cover each row's own range whole.
       if (common_lo >= common_hi) common_lo = common_hi = 0;
       if (common_lo < common_hi) {
-        for (int32_t d0 = 0; d0 < o_stride; d0 += kTileWidth) {
-          with_tile_rows<kRows>(rows, [&](auto r) {
-            tile_values<decltype(r)::value, T>(tiles(s) + size_t(m0) * N, N, tiles(vt) + d0,
-                                               o_stride, common_lo / kPositionsPerElem,
-                                               common_hi / kPositionsPerElem,
-                                               o + size_t(m0) * o_stride + d0, o_stride);
-          });
-        }
+        T::values(session, tiles(s) + size_t(m0) * N, N, tiles(vt), common_lo / kPositionsPerElem,
+                  common_hi / kPositionsPerElem, o + size_t(m0) * o_stride, o_stride, rows);
       }
       for (int32_t row = m0; row < m0 + rows; ++row) {
         const int32_t edges[2][2] = {{col_lo[row], min_i32(col_hi[row], common_lo)},
@@ -562,14 +585,4 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
       Ops::template store_act_row<kAct>(c.out, out_offset, o_row, c.v_scale / l[row], D);
     }
   }
-}
-
-template <rpa_dtype kCache, rpa_dtype kAct>
-void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
-#ifdef RPA_PREFILL_BF16_PAIRS
-  if constexpr (use_bf16_dot<kCache, kAct>()) {
-    if (bf16_dot_exact(c)) return prefill_tiles<kCache, kAct, Bf16PairTiles>(c, w, scratch);
-  }
-#endif
-  prefill_tiles<kCache, kAct, FmaTiles>(c, w, scratch);
 }

@@ -250,6 +250,7 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
   call.decode_values = fused_decode ? values : nullptr;
   call.partials = partials.get();
   call.prefetch = tuning_.prefetch ? 1 : 0;
+  call.pair_tiles = tuning_.pair_tiles ? 1 : 0;
 
   // Each thread adds up the time it spends in items (a clock read per item:
   // tens of ns against items of tens of us and more).

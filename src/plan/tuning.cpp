@@ -11,6 +11,7 @@ std::atomic<bool> g_fused_update{true};
 std::atomic<bool> g_prefetch{true};
 std::atomic<bool> g_split_kv{true};
 std::atomic<bool> g_prefill_kernel{true};
+std::atomic<bool> g_pair_tiles{true};
 
 }  // namespace
 
@@ -21,6 +22,7 @@ Tuning current_tuning() {
   t.prefetch = g_prefetch.load(std::memory_order_relaxed);
   t.split_kv = g_split_kv.load(std::memory_order_relaxed);
   t.prefill_kernel = g_prefill_kernel.load(std::memory_order_relaxed);
+  t.pair_tiles = g_pair_tiles.load(std::memory_order_relaxed);
   return t;
 }
 
@@ -30,6 +32,7 @@ bool set_tuning(const char* name, bool on) {
                             : std::strcmp(name, "prefetch") == 0     ? &g_prefetch
                             : std::strcmp(name, "split_kv") == 0     ? &g_split_kv
                             : std::strcmp(name, "prefill_kernel") == 0 ? &g_prefill_kernel
+                            : std::strcmp(name, "pair_tiles") == 0     ? &g_pair_tiles
                                                                      : nullptr;
   if (flag == nullptr) return false;
   flag->store(on, std::memory_order_relaxed);

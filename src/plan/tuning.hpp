@@ -11,6 +11,8 @@ struct Tuning {
   bool prefetch = true;       // decode prefetches the next page, prefill the next K/V block
   bool split_kv = true;       // long decode sequences are split over threads
   bool prefill_kernel = true; // prefill and mixed sequences take the tiled kernel (else the general one)
+  bool pair_tiles = true;     // bf16 prefill tiles on bf16 pairs where the path has them
+                              // (vdpbf16ps, AMX), else on fp32 FMA
 };
 
 Tuning current_tuning();
