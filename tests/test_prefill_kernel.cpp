@@ -5,9 +5,9 @@
 // tiles of rows that straddle query positions), soft cap and sinks, page size 1
 // (keys widened by turning over blocks of tokens x words); and the
 // same batches through the general kernel (rpa_set_tuning "prefill_kernel" off).
-// On the avx512_bf16 and amx paths the bf16-cache, bf16-act cases run the pair
-// tiles (vdpbf16ps, AMX; 16-row AMX tiles over items of any row count, depths
-// of any head_dim): odd page sizes (pairs of positions across pages), odd first positions
+// On the avx512_bf16 and amx paths the bf16-act cases with a bf16 cache, or a
+// 1-byte cache at even page sizes, run the pair tiles (vdpbf16ps, AMX; 16-row
+// AMX tiles over items of any row count, depths of any head_dim): odd page sizes (pairs of positions across pages), odd first positions
 // (windows), and single-position P.V at tile edges are among these shapes.
 #include <gtest/gtest.h>
 
@@ -75,6 +75,24 @@ TEST(PrefillKernel, SoftCapAndSinks) {
     c.sinks.assign(size_t(c.hq()), 0.5f);
     c.sinks[1] = -2.0f;
   });
+}
+
+TEST(PrefillKernel, OneByteCachesWithBf16Queries) {
+  // On avx512_bf16 and amx: fp8 / int8 words widened and packed into bf16 pairs
+  // at even page sizes (2: pairs in the first half of each word's slots), with
+  // and without q_scale, windows making odd first positions; odd page sizes
+  // take the FMA tiles there.
+  for (int ps : {2, 6, 16, 3}) {
+    for (float q_scale : {0.0f, 0.02f}) {
+      run_shape(shape(2, 4, 40, ps, {{77, 300}, {40, 40}}, 0, 1),
+                "page " + std::to_string(ps) + ", q_scale " + std::to_string(q_scale),
+                [&](Case& c) {
+                  c.opts.q_scale = q_scale;
+                  c.opts.sliding_window = 37;
+                },
+                {{RPA_FP8_E4M3, RPA_BF16}, {RPA_FP8_E5M2, RPA_BF16}, {RPA_INT8, RPA_BF16}});
+    }
+  }
 }
 
 TEST(PrefillKernel, FmaTilesComputeTheSame) {

@@ -43,6 +43,13 @@ struct Ops {
     }
   }
 
+  // Per lane: the bf16 of lo in the low half, of hi in the high half, for
+  // floats that are bf16 values (the low 16 bits zero), so exactly.
+  static __m512i pack_bf16_pairs(F lo, F hi) {
+    return _mm512_or_si512(_mm512_srli_epi32(_mm512_castps_si512(lo), 16),
+                           _mm512_and_si512(_mm512_castps_si512(hi), _mm512_set1_epi32(int(0xffff0000u))));
+  }
+
   // Per lane: half a_half (0 low, 1 high) of a's word in the low half, half
   // b_half of b's in the high half.
   static __m512i pair_halves(__m512i a, int a_half, __m512i b, int b_half) {

@@ -125,16 +125,25 @@ inline void chunk_scores_bf16(const uint32_t* q_pairs, int32_t rows, const uint8
   }
 }
 
-// A bf16 query row's own bits as dim_groups words of two dims, like the K
-// words (the dim past an odd head_dim is 0).
-inline void load_query_pairs(const AttentionCall& c, int32_t row, int32_t head, uint32_t* pairs) {
+// A bf16 query row as num_pairs words of two dims' bf16 bits, like a bf16
+// cache's K words (dims past head_dim are 0): its own bits, or, for a
+// quantized cache with a q_scale, the bits of its value quantized as
+// load_query quantizes it (exactly a bf16 value: fp8 and int8 values all are),
+// the q_scale then going on the scores. Unscaled by sm_scale.
+template <rpa_dtype kCache>
+inline void load_query_pairs(const AttentionCall& c, int32_t row, int32_t head, uint32_t* pairs,
+                             int32_t num_pairs) {
   const int32_t D = c.layout.head_dim;
   const uint16_t* bits = static_cast<const uint16_t*>(c.queries) + (size_t(row) * c.num_q_heads + head) * D;
-  for (int32_t g = 0; g < c.layout.dim_groups; ++g) {
-    const uint32_t lo = bits[2 * g];
-    const uint32_t hi = 2 * g + 1 < D ? bits[2 * g + 1] : 0;
-    pairs[g] = lo | (hi << 16);
-  }
+  const bool quantize_q = is_quantized_dtype(kCache) && c.q_scale > 0;
+  const auto dim_bits = [&](int32_t d) -> uint32_t {
+    if (d >= D) return 0;
+    if (!quantize_q) return bits[d];
+    uint8_t stored[4];
+    encode_scaled(bf16_to_float(bits[d]), c.q_scale, kCache, stored);
+    return float_to_bf16(decode_element(stored, kCache));
+  };
+  for (int32_t g = 0; g < num_pairs; ++g) pairs[g] = dim_bits(2 * g) | (dim_bits(2 * g + 1) << 16);
 }
 
 template <rpa_dtype kCache, rpa_dtype kAct>
@@ -179,7 +188,9 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
       s.hi[row] = hi;
       if (bf16_dot) {
         // q_width floats of room hold the dim_groups pairs.
-        load_query_pairs(c, r, head, reinterpret_cast<uint32_t*>(s.q) + size_t(row) * lay.dim_groups);
+        load_query_pairs<kCache>(c, r, head,
+                                 reinterpret_cast<uint32_t*>(s.q) + size_t(row) * lay.dim_groups,
+                                 lay.dim_groups);
       } else {
         load_query<kCache, kAct>(c, r, head, s.q + size_t(row) * q_width, q_width);
       }
@@ -273,9 +284,8 @@ void attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
 // same tiles; the plan sends items with too few rows for tiles to `attend`.
 
 // Prefill tiles on bf16 pairs where the path has them (vdpbf16ps, or AMX on
-// the amx path) and the call allows them (bf16 cache and queries, no scales
-// that would make stored values subnormal, the "pair_tiles" switch on); fp32
-// FMA tiles otherwise.
+// the amx path), the "pair_tiles" switch is on and the call allows them
+// (Bf16PairTiles::takes); fp32 FMA tiles otherwise.
 template <rpa_dtype kCache, rpa_dtype kAct>
 void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
 #ifdef RPA_PREFILL_BF16_PAIRS
@@ -284,8 +294,8 @@ void prefill_attend(const AttentionCall& c, const WorkItem& w, float* scratch) {
 #else
   using PairTiles = Bf16PairTiles;
 #endif
-  if constexpr (use_bf16_dot<kCache, kAct>()) {
-    if (c.pair_tiles && bf16_dot_exact(c))
+  if constexpr (Bf16PairTiles::dtypes<kCache, kAct>()) {
+    if (c.pair_tiles && Bf16PairTiles::takes<kCache>(c))
       return prefill_tiles<kCache, kAct, PairTiles>(c, w, scratch);
   }
 #endif

@@ -22,10 +22,10 @@
 //
 // What the tiles hold and the loops that multiply them are a policy
 // (FmaTiles, Bf16PairTiles below; AmxTiles in prefill_amx.inl): fp32
-// elements, or, on AVX-512 BF16 with a bf16 cache and bf16 queries, the
-// cache's own words of two bf16 along the depth, multiplied by vdpbf16ps or
-// AMX tdpbf16ps (step 1 then copies instead of widening, and P is rounded to
-// bf16 after step 3). Pair tiles multiply whole pairs of positions, so a tile
+// elements, or, on AVX-512 BF16 with bf16 queries and a bf16 (or 1-byte)
+// cache, the cache's own words of two bf16 along the depth (or 1-byte words
+// widened to such words), multiplied by vdpbf16ps or AMX tdpbf16ps (step 1
+// then copies instead of widening fp32, and P is rounded to bf16 after step 3). Pair tiles multiply whole pairs of positions, so a tile
 // of P V covers only pairs all its rows see; the rest go one position at a time.
 
 // Rows per register tile, taken one at a time below kTileRows.
@@ -241,6 +241,54 @@ inline void stage_pair_block(const AttentionCall& c, const int32_t* pages, int32
   }
 }
 
+// stage_pair_block for 1-byte caches (fp8, int8) at even page sizes: their
+// words hold 4 elements, widened exactly to fp32 (expand_words) and packed two
+// by two into bf16 words (exact: every fp8 and int8 value is a bf16 value).
+// kb then has dims / 2 rows: a K word of dims 4g..4g+3 gives rows 2g and
+// 2g + 1; a V word of slots 4i..4i+3 gives the pairs of slots (4i, 4i + 1)
+// and (4i + 2, 4i + 3), the ones inside the block.
+template <rpa_dtype kCache>
+inline void stage_quad_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head,
+                             int32_t t0, int32_t n, uint32_t* kb, int32_t kb_stride, uint32_t* vb,
+                             int32_t vb_stride) {
+  constexpr int L = Ops::kLanes;
+  using F = typename Ops::F;
+  const CacheLayout& lay = c.layout;
+  const int32_t page_size = lay.page_size;
+  const int32_t D = lay.head_dim;
+  for (int32_t t = t0; t < t0 + n;) {
+    const int32_t e = t / page_size;
+    const int32_t slot_lo = t - e * page_size;  // even: t0 and page_size are
+    const int32_t slot_hi = min_i32(page_size, slot_lo + (t0 + n - t));
+    const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
+    const uint8_t* v_block = k_block + lay.k_block_bytes;
+    const int32_t col = t - t0;
+    for (int32_t g = 0; g < lay.dim_groups; ++g) {
+      const uint8_t* words = k_block + size_t(g) * page_size * 4;
+      for (int32_t s = slot_lo; s < slot_hi; s += L) {
+        F x[4];
+        Ops::template expand_words<kCache>(load_run(words + size_t(s) * 4, slot_hi - s), x);
+        uint32_t* row = kb + size_t(2 * g) * kb_stride + col + (s - slot_lo);
+        Ops::store_words(row, Ops::pack_bf16_pairs(x[0], x[1]));
+        Ops::store_words(row + kb_stride, Ops::pack_bf16_pairs(x[2], x[3]));
+      }
+    }
+    for (int32_t i = slot_lo / 4; i * 4 < slot_hi; ++i) {
+      for (int32_t d0 = 0; d0 < vb_stride; d0 += L) {
+        F x[4];
+        Ops::template expand_words<kCache>(load_run(v_block + (size_t(i) * D + d0) * 4, D - d0), x);
+        for (int32_t half = 0; half < 2; ++half) {
+          const int32_t slot = 4 * i + 2 * half;
+          if (slot >= slot_lo && slot < slot_hi)
+            Ops::store_words(vb + size_t((col + slot - slot_lo) / 2) * vb_stride + d0,
+                             Ops::pack_bf16_pairs(x[2 * half], x[2 * half + 1]));
+        }
+      }
+    }
+    t += slot_hi - slot_lo;
+  }
+}
+
 // o[0 .. o_stride) += p(t) v(t) for one row and one position t of the pair
 // tiles: its bf16 probability and V elements taken out of their words, so the
 // pair's other position (masked for this row, perhaps NaN) is never multiplied.
@@ -388,12 +436,13 @@ struct FmaTiles : RegisterTileLoops<FmaTiles> {
 };
 
 #ifdef RPA_PREFILL_BF16_PAIRS
-// Bf16PairTiles (bf16 cache and queries): 32-bit words of two bf16 along the
-// tiles' depth (a token's dim pair in Q and K, a dim's position pair in P and
-// V), one vdpbf16ps per word vector: two multiply-adds per lane and
-// instruction, on the cache's words as stored (README, Cache layout). The
-// queries are their own bf16 bits, the scale goes on the scores, and the
-// probabilities are rounded to bf16 for P.V.
+// Bf16PairTiles (bf16 queries; bf16, fp8 or int8 cache): 32-bit words of two
+// bf16 along the tiles' depth (a token's dim pair in Q and K, a dim's position
+// pair in P and V), one vdpbf16ps per word vector: two multiply-adds per lane
+// and instruction, on a bf16 cache's words as stored (README, Cache layout),
+// on 1-byte caches' words widened exactly. The queries are their own bf16
+// bits, the scales go on the scores, and the probabilities are rounded to
+// bf16 for P.V.
 struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
   static constexpr bool kPairs = true;
   using Elem = uint32_t;
@@ -404,16 +453,35 @@ struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
   static In broadcast(const uint32_t* p) { return Ops::set1_word(*p); }
   static typename Ops::F madd(typename Ops::F acc, In a, In b) { return Ops::dot_bf16(acc, a, b); }
 
-  static uint32_t* words(float* x) { return reinterpret_cast<uint32_t*>(x); }
-  // The row's dim_groups words at the start of its dims floats.
-  template <rpa_dtype, rpa_dtype>
-  static void load_query_row(const AttentionCall& c, int32_t r, int32_t head, float* q, int32_t) {
-    load_query_pairs(c, r, head, words(q));
+  // Cache dtypes whose values are all bf16 values (bf16, and exactly widened
+  // fp8 and int8), with bf16 queries.
+  template <rpa_dtype kCache, rpa_dtype kAct>
+  static constexpr bool dtypes() {
+    return Ops::kBf16Dot && kAct == RPA_BF16 && (kCache == RPA_BF16 || pack_of(kCache) == 4);
   }
-  template <rpa_dtype>
+  // Calls the pair tiles compute as the contract says: for bf16, no k/v scale
+  // that could make a stored value subnormal (bf16_dot_exact); for 1-byte
+  // caches, even page sizes (a pair of positions is then within a page).
+  template <rpa_dtype kCache>
+  static bool takes(const AttentionCall& c) {
+    return kCache == RPA_BF16 ? bf16_dot_exact(c) : c.layout.page_size % 2 == 0;
+  }
+
+  static uint32_t* words(float* x) { return reinterpret_cast<uint32_t*>(x); }
+  // The row's dims / 2 words at the start of its dims floats.
+  template <rpa_dtype kCache, rpa_dtype>
+  static void load_query_row(const AttentionCall& c, int32_t r, int32_t head, float* q,
+                             int32_t dims) {
+    load_query_pairs<kCache>(c, r, head, words(q), dims / 2);
+  }
+  template <rpa_dtype kCache>
   static void stage_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
                           int32_t n, float* kt, int32_t kt_stride, float* vt, int32_t vt_stride) {
-    stage_pair_block(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
+    if constexpr (kCache == RPA_BF16) {
+      stage_pair_block(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
+    } else {
+      stage_quad_block<kCache>(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
+    }
   }
   static void finish_probabilities(float* p, int32_t n) { Ops::round_to_bf16_pairs(p, n); }
   static void add_positions(const float* p, const float* vt, int32_t vt_stride, int32_t t_lo,
@@ -438,7 +506,7 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const int32_t D = lay.head_dim;
   const int32_t G = c.group;
   const int32_t dims = lay.dim_groups * kPack;  // K rows, and the query's padded width
-  const int32_t depth = T::kPairs ? lay.dim_groups : dims;  // of Q.K^T, in tile elements
+  const int32_t depth = T::kPairs ? dims / 2 : dims;  // of Q.K^T, in tile elements
   const int32_t o_stride = int32_t(round_up(size_t(D), kTileWidth));
   // Rows of the tiles start on 64-byte lines (strides of whole lines), so no
   // vector load of the register tiles straddles two lines.
@@ -491,7 +559,9 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
   if constexpr (T::kPairs) t_begin -= t_begin % 2;
   constexpr int32_t kPositionsPerElem = T::kPairs ? 2 : 1;
   const auto tiles = [](float* x) { return reinterpret_cast<const typename T::Elem*>(x); };
-  const float score_scale = T::kPairs ? c.sm_scale : kUnscale;
+  // Pair tiles' queries are unscaled (load_query_pairs).
+  const float q_scale = is_quantized_dtype(kCache) && c.q_scale > 0 ? c.q_scale : 1.0f;
+  const float score_scale = T::kPairs ? c.sm_scale * q_scale : kUnscale;
   typename T::Session session;
   for (int32_t t0 = t_begin; t0 < t_end; t0 += N) {
     const int32_t n = min_i32(N, t_end - t0);
