@@ -9,12 +9,15 @@
 //   past a tile's configured shape reads as zero;
 // - tdpbf16ps: c.fp32[m][n] += a.bf16[m][2k] * b.bf16[k][2n] + a.bf16[m][2k+1] *
 //   b.bf16[k][2n+1] over the k of a's row, in fp32, with bf16 subnormal inputs
-//   read as zero (DAZ), as the instruction does.
+//   read as zero (DAZ), as the instruction does; tiles whose shapes do not fit
+//   together abort the test (the instruction faults).
 // Timings of such a build mean nothing.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace rpa_amx_emulation {
@@ -70,6 +73,11 @@ inline float bf16_daz(const uint8_t* p) {
 inline void dpbf16ps(int c, int a, int b) {
   Tiles& t = tiles();
   const int rows = t.rows[a], pairs = t.colsb[a] / 4, cols = t.colsb[c] / 4;
+  // The shapes the instruction requires (else #UD on the CPU): fail as loudly.
+  if (t.rows[c] != rows || t.rows[b] != pairs || t.colsb[b] != t.colsb[c] || t.colsb[a] % 4 != 0) {
+    std::fprintf(stderr, "tdpbf16ps tmm%d, tmm%d, tmm%d: tile shapes do not match\n", c, a, b);
+    std::abort();
+  }
   for (int m = 0; m < rows; ++m) {
     for (int n = 0; n < cols; ++n) {
       float acc;
