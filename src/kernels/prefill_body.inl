@@ -25,8 +25,9 @@
 // elements, or, on AVX-512 BF16 with bf16 queries and a bf16 (or 1-byte)
 // cache, the cache's own words of two bf16 along the depth (or 1-byte words
 // widened to such words), multiplied by vdpbf16ps or AMX tdpbf16ps (step 1
-// then copies instead of widening fp32, and P is rounded to bf16 after step 3). Pair tiles multiply whole pairs of positions, so a tile
-// of P V covers only pairs all its rows see; the rest go one position at a time.
+// then copies instead of widening to fp32, and P is rounded to bf16 after
+// step 3). Pair tiles multiply whole pairs of positions, so a tile of P V
+// covers only pairs all its rows see; the rest go one position at a time.
 
 // Rows per register tile, taken one at a time below kTileRows.
 template <int R, class Fn>
@@ -38,7 +39,7 @@ inline void with_tile_rows(int32_t rows, Fn&& fn) {
 }
 
 // s[r][0 .. kTileVecs*L) = sum over d < depth of q[r][d] * kt[d][0 .. kTileVecs*L), R rows,
-// in the arithmetic of the tile policy T (FmaTiles or Bf16PairTiles, below).
+// in the arithmetic of a register-tile policy T (FmaTiles or Bf16PairTiles, below).
 template <int R, class T>
 inline void tile_scores(const typename T::Elem* q, int32_t q_stride, const typename T::Elem* kt,
                         int32_t kt_stride, int32_t depth, float* s, int32_t s_stride) {
@@ -138,6 +139,23 @@ inline void widen_single_token_keys(const AttentionCall& c, const int32_t* pages
   }
 }
 
+// Calls fn(k_block, slot_lo, slot_hi, col) for each page's part of positions
+// [t0, t0 + n) of one kv head (pages: the sequence's page table row): the
+// page's K block (its V block follows at k_block_bytes), the slots
+// [slot_lo, slot_hi) in it, and col, the block column of slot_lo.
+template <class Fn>
+inline void for_each_page_segment(const AttentionCall& c, const int32_t* pages, int32_t kv_head,
+                                  int32_t t0, int32_t n, Fn&& fn) {
+  const int32_t page_size = c.layout.page_size;
+  for (int32_t t = t0; t < t0 + n;) {
+    const int32_t e = t / page_size;
+    const int32_t slot_lo = t - e * page_size;
+    const int32_t slot_hi = min_i32(page_size, slot_lo + (t0 + n - t));
+    fn(c.cache + k_block_offset(c.layout, pages[e], kv_head), slot_lo, slot_hi, t - t0);
+    t += slot_hi - slot_lo;
+  }
+}
+
 // Widens positions [t0, t0 + n) of one kv head of a sequence (pages: its page
 // table row) into kt[dims][kt_stride] (dims = dim_groups * pack; dims past
 // head_dim are stored as 0) and vt[n][vt_stride] (columns past head_dim are
@@ -154,13 +172,10 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
   const bool single_token_keys = Ops::kTransposeWords && page_size == 1;
   if (single_token_keys) widen_single_token_keys<kCache>(c, pages, kv_head, t0, n, kt, kt_stride);
   const int32_t key_groups = single_token_keys ? 0 : lay.dim_groups;  // K words widened below
-  for (int32_t t = t0; t < t0 + n;) {
-    const int32_t e = t / page_size;
-    const int32_t slot_lo = t - e * page_size;
-    const int32_t slot_hi = min_i32(page_size, slot_lo + (t0 + n - t));
-    const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
+  // col: the tiles' column (kt) and row (vt) of slot_lo.
+  for_each_page_segment(c, pages, kv_head, t0, n, [&](const uint8_t* k_block, int32_t slot_lo,
+                                                      int32_t slot_hi, int32_t col) {
     const uint8_t* v_block = k_block + lay.k_block_bytes;
-    const int32_t col = t - t0;  // the tiles' column (kt) and row (vt) of slot_lo
     for (int32_t g = 0; g < key_groups; ++g) {
       const uint8_t* words = k_block + size_t(g) * page_size * 4;
       for (int32_t s = slot_lo; s < slot_hi; s += L) {
@@ -181,8 +196,7 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
         }
       }
     }
-    t += slot_hi - slot_lo;
-  }
+  });
 }
 
 #ifdef RPA_PREFILL_BF16_PAIRS
@@ -202,12 +216,8 @@ inline void stage_pair_block(const AttentionCall& c, const int32_t* pages, int32
   const int32_t page_size = lay.page_size;
   const int32_t D = lay.head_dim;
   const bool whole_words = page_size % 2 == 0;
-  for (int32_t t = t0; t < t0 + n;) {
-    const int32_t e = t / page_size;
-    const int32_t slot_lo = t - e * page_size;
-    const int32_t slot_hi = min_i32(page_size, slot_lo + (t0 + n - t));
-    const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
-    const int32_t col = t - t0;
+  for_each_page_segment(c, pages, kv_head, t0, n, [&](const uint8_t* k_block, int32_t slot_lo,
+                                                      int32_t slot_hi, int32_t col) {
     for (int32_t g = 0; g < lay.dim_groups; ++g) {
       const uint8_t* words = k_block + size_t(g) * page_size * 4;
       for (int32_t s = slot_lo; s < slot_hi; s += L)
@@ -221,8 +231,7 @@ inline void stage_pair_block(const AttentionCall& c, const int32_t* pages, int32
           Ops::store_words(vb + size_t(col / 2 + i - slot_lo / 2) * vb_stride + d0,
                            load_run(v_block + (size_t(i) * D + d0) * 4, D - d0));
     }
-    t += slot_hi - slot_lo;
-  }
+  });
   if (whole_words) return;
   // The V words of dims [d0, d0 + kLanes) that hold position t (in half t % page_size % 2).
   const auto v_words = [&](int32_t t, int32_t d0) {
@@ -256,13 +265,10 @@ inline void stage_quad_block(const AttentionCall& c, const int32_t* pages, int32
   const CacheLayout& lay = c.layout;
   const int32_t page_size = lay.page_size;
   const int32_t D = lay.head_dim;
-  for (int32_t t = t0; t < t0 + n;) {
-    const int32_t e = t / page_size;
-    const int32_t slot_lo = t - e * page_size;  // even: t0 and page_size are
-    const int32_t slot_hi = min_i32(page_size, slot_lo + (t0 + n - t));
-    const uint8_t* k_block = c.cache + k_block_offset(lay, pages[e], kv_head);
+  // slot_lo is even: t0 and page_size are.
+  for_each_page_segment(c, pages, kv_head, t0, n, [&](const uint8_t* k_block, int32_t slot_lo,
+                                                      int32_t slot_hi, int32_t col) {
     const uint8_t* v_block = k_block + lay.k_block_bytes;
-    const int32_t col = t - t0;
     for (int32_t g = 0; g < lay.dim_groups; ++g) {
       const uint8_t* words = k_block + size_t(g) * page_size * 4;
       for (int32_t s = slot_lo; s < slot_hi; s += L) {
@@ -285,8 +291,7 @@ inline void stage_quad_block(const AttentionCall& c, const int32_t* pages, int32
         }
       }
     }
-    t += slot_hi - slot_lo;
-  }
+  });
 }
 
 // o[0 .. o_stride) += p(t) v(t) for one row and one position t of the pair
@@ -430,7 +435,7 @@ struct FmaTiles : RegisterTileLoops<FmaTiles> {
   // o[0 .. o_stride) += sum over t in [t_lo, t_hi) of p[t] * vt[t], one row.
   static void add_positions(const float* p, const float* vt, int32_t vt_stride, int32_t t_lo,
                             int32_t t_hi, float* o, int32_t o_stride) {
-    for (int32_t d0 = 0; d0 < o_stride; d0 += Ops::kTileVecs * Ops::kLanes)
+    for (int32_t d0 = 0; d0 < o_stride; d0 += kTileWidth)
       tile_values<1, FmaTiles>(p, 0, vt + d0, vt_stride, t_lo, t_hi, o + d0, o_stride);
   }
 };
@@ -493,7 +498,7 @@ struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
 };
 #endif
 
-// The kernel body on the tiles of policy T (FmaTiles or Bf16PairTiles).
+// The kernel body on the tiles of policy T (FmaTiles, Bf16PairTiles or AmxTiles).
 template <rpa_dtype kCache, rpa_dtype kAct, class T>
 void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kPack = pack_of(kCache);

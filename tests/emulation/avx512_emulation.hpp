@@ -33,13 +33,25 @@ inline float reduce_add_ps(simde__m512 x) {
   return v[0];
 }
 
+// Each lane of x (N lanes of type From) converted to type To, as a vector of
+// type Out: the element conversions of C++ (integers truncated or extended
+// by sign or zero as From's signedness says, ints to float rounded).
+template <class From, class To, class Out, class In>
+inline Out convert_lanes(In x) {
+  constexpr int n = int(sizeof(In) / sizeof(From));
+  static_assert(sizeof(Out) == n * sizeof(To), "lane counts differ");
+  From v[n];
+  To r[n];
+  std::memcpy(v, &x, sizeof(v));
+  for (int i = 0; i < n; ++i) r[i] = To(v[i]);
+  Out out;
+  std::memcpy(&out, r, sizeof(out));
+  return out;
+}
+
 // Truncates each 32-bit lane to 16 bits.
 inline simde__m256i cvtepi32_epi16(simde__m512i x) {
-  int32_t v[16];
-  int16_t r[16];
-  simde_mm512_storeu_si512(v, x);
-  for (int i = 0; i < 16; ++i) r[i] = int16_t(uint32_t(v[i]) & 0xffffu);
-  return simde_mm256_loadu_si256(r);
+  return convert_lanes<int32_t, int16_t, simde__m256i>(x);
 }
 
 inline simde__m512 cvtph_ps(simde__m256i halves) {
@@ -50,13 +62,7 @@ inline simde__m512 cvtph_ps(simde__m256i halves) {
   return simde_mm512_loadu_ps(r);
 }
 
-inline simde__m512 cvtepi32_ps(simde__m512i x) {
-  int32_t v[16];
-  float r[16];
-  simde_mm512_storeu_si512(v, x);
-  for (int i = 0; i < 16; ++i) r[i] = float(v[i]);
-  return simde_mm512_loadu_ps(r);
-}
+inline simde__m512 cvtepi32_ps(simde__m512i x) { return convert_lanes<int32_t, float, simde__m512>(x); }
 
 inline simde__m512i srai_epi32(simde__m512i x, unsigned shift) {
   int32_t v[16];
@@ -119,20 +125,12 @@ inline simde__m512bh cvtne2ps_pbh(simde__m512 a, simde__m512 b) {
 
 // 16 bytes sign-extended to 16 32-bit lanes.
 inline simde__m512i cvtepi8_epi32(simde__m128i x) {
-  int8_t v[16];
-  int32_t r[16];
-  simde_mm_storeu_si128(v, x);
-  for (int i = 0; i < 16; ++i) r[i] = v[i];
-  return simde_mm512_loadu_si512(r);
+  return convert_lanes<int8_t, int32_t, simde__m512i>(x);
 }
 
 // 32 bytes zero-extended to 32 16-bit lanes.
 inline simde__m512i cvtepu8_epi16(simde__m256i x) {
-  uint8_t v[32];
-  uint16_t r[32];
-  simde_mm256_storeu_si256(v, x);
-  for (int i = 0; i < 32; ++i) r[i] = v[i];
-  return simde_mm512_loadu_si512(r);
+  return convert_lanes<uint8_t, uint16_t, simde__m512i>(x);
 }
 
 // Masks of 32 16-bit lanes: unsigned a < b, and a == b.
