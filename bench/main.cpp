@@ -66,7 +66,8 @@ struct Options {
       "                           a scatter pass before attention, no prefetch, no split-KV;\n"
       "                           prefill rows (P*, M1): the general kernel for prefills,\n"
       "                           and on avx512_bf16 / amx fp32 FMA tiles for the bf16 pairs;\n"
-      "                           every row: no prefetch\n"
+      "                           P* with a bf16 cache: the cache as token rows, packed at\n"
+      "                           read (pack_at_read); every row: no prefetch\n"
       "  --verbose                under each row, each thread's busy fraction of the\n"
       "                           attention phase (last timed call)\n");
   std::exit(code);
@@ -279,19 +280,29 @@ Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* c
 
 // The levers --ablate turns off one at a time (rpa_set_tuning switches), each
 // as a row on the same batch right after the default row.
-bool carries_decodes(const WorkloadSpec& w) { return w.id[0] == 'D' || w.id == "M1"; }
-bool carries_prefills(const WorkloadSpec& w) { return w.id[0] == 'P' || w.id == "M1"; }
-bool carries_any(const WorkloadSpec&) { return true; }
+bool carries_decodes(const WorkloadSpec& w, const rpa_cache_config&) {
+  return w.id[0] == 'D' || w.id == "M1";
+}
+bool carries_prefills(const WorkloadSpec& w, const rpa_cache_config&) {
+  return w.id[0] == 'P' || w.id == "M1";
+}
+bool carries_any(const WorkloadSpec&, const rpa_cache_config&) { return true; }
 // Prefill rows on a path with bf16 pair tiles (vdpbf16ps, AMX); the workloads are bf16.
-bool carries_pair_tile_prefills(const WorkloadSpec& w) {
+bool carries_pair_tile_prefills(const WorkloadSpec& w, const rpa_cache_config& cfg) {
   const std::string_view isa = rpa_isa();
-  return carries_prefills(w) && (isa == "avx512_bf16" || isa == "amx");
+  return carries_prefills(w, cfg) && (isa == "avx512_bf16" || isa == "amx");
+}
+// Batches of prefills only (the ablation has no decode kernel) on the caches
+// it takes: bf16, an even page_size and head_dim.
+bool carries_row_order_prefills(const WorkloadSpec& w, const rpa_cache_config& cfg) {
+  return w.id[0] == 'P' && cfg.dtype == RPA_BF16 && cfg.page_size % 2 == 0 &&
+         cfg.head_dim % 2 == 0;
 }
 
 struct Ablation {
   const char* variant;
   const char* off_switch;
-  bool (*applies)(const WorkloadSpec&);
+  bool (*applies)(const WorkloadSpec&, const rpa_cache_config&);
 };
 constexpr Ablation kAblations[] = {
     // decodes through the general kernel
@@ -306,6 +317,9 @@ constexpr Ablation kAblations[] = {
     {"general_prefill", "prefill_kernel", carries_prefills},
     // prefill tiles on fp32 FMA instead of the path's bf16 pairs (vdpbf16ps, AMX)
     {"fma_tiles", "pair_tiles", carries_pair_tile_prefills},
+    // the cache as token rows, packed by the prefill kernel at read time,
+    // against the documented layout, written ready for the tiles
+    {"pack_at_read", "layout_at_write", carries_row_order_prefills},
 };
 
 // library_call with one switch off for the call's duration.
@@ -427,7 +441,7 @@ int run(const Options& o) {
         report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg, library_call,
                                "default"));
         for (const Ablation& a : kAblations) {
-          if (!o.ablate || !a.applies(*w)) continue;
+          if (!o.ablate || !a.applies(*w, c.cfg)) continue;
           report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg,
                                  call_without(a.off_switch), a.variant));
         }

@@ -9,6 +9,7 @@
 // 1-byte cache at even page sizes, run the pair tiles (vdpbf16ps, AMX; 16-row
 // AMX tiles over items of any row count, depths of any head_dim): odd page sizes (pairs of positions across pages), odd first positions
 // (windows), and single-position P.V at tile edges are among these shapes.
+// The pack-at-read ablation (token rows in the cache) runs through both kinds of tiles.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -103,6 +104,34 @@ TEST(PrefillKernel, FmaTilesComputeTheSame) {
   ASSERT_EQ(rpa_set_tuning("pair_tiles", 0), 0);
   run_shape(shape(2, 4, 64, 16, {{1, 70}, {100, 160}, {20, 90}}, 1, 2), "pair tiles off", nullptr,
             {{RPA_BF16, RPA_BF16}});
+}
+
+TEST(PrefillKernel, PackingAtReadComputesTheSame) {
+  // The pack-at-read ablation (rpa_set_tuning "layout_at_write" off): the
+  // cache holds token rows (rpa_cache_write writes them too), which the
+  // prefill kernel turns over and widens (FMA tiles: f32 queries, or pair
+  // tiles off) or packs into pair words (bf16 queries on avx512_bf16 and amx).
+  // Blocks start mid-page and end off a pair; head dims off the 8 x 8 and
+  // 16 x 16 word blocks.
+  struct Reset {
+    ~Reset() {
+      rpa_set_tuning("layout_at_write", 1);
+      rpa_set_tuning("pair_tiles", 1);
+    }
+  } reset;
+  ASSERT_EQ(rpa_set_tuning("layout_at_write", 0), 0);
+  for (int pair_tiles : {1, 0}) {
+    ASSERT_EQ(rpa_set_tuning("pair_tiles", pair_tiles), 0);
+    for (int ps : {2, 6, 16, 128}) {
+      for (int d : {18, 64, 130}) {
+        run_shape(shape(2, 4, d, ps, {{70, 70}, {33, 300}, {21, 90}}, 0, 3),
+                  "token rows, page " + std::to_string(ps) + ", head dim " + std::to_string(d) +
+                      ", pair tiles " + std::to_string(pair_tiles),
+                  [&](Case& c) { c.opts.sliding_window = d == 18 ? 45 : 0; },
+                  {{RPA_BF16, RPA_BF16}, {RPA_BF16, RPA_F32}});
+      }
+    }
+  }
 }
 
 TEST(PrefillKernel, GeneralKernelComputesTheSame) {

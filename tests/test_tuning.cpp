@@ -85,6 +85,61 @@ TEST(SplitKv, MergeIsExactForEveryCacheDtype) {
   }
 }
 
+// rpa_set_tuning("layout_at_write", 0), the pack-at-read ablation: tokens are
+// written and read as rows of head_dim elements in each K and V block, and
+// what the ablation cannot run (other caches, decode sequences) is refused
+// with RPA_ERR_UNSUPPORTED before anything is written.
+TEST(Tuning, PackingAtReadStoresTokenRowsAndRefusesWhatItCannotRun) {
+  struct Reset {
+    ~Reset() { rpa_set_tuning("layout_at_write", 1); }
+  } reset;
+  ASSERT_EQ(rpa_set_tuning("layout_at_write", 0), 0);
+  const int D = 4, page_size = 2;
+  rpa_cache_config cfg{1, D, page_size, 2, RPA_BF16};
+  const size_t bytes = rpa_cache_bytes(&cfg);
+  ASSERT_EQ(bytes, 256u);  // per page: a 64-byte K block and a 64-byte V block
+  std::vector<uint8_t> kv(bytes, 0);
+  const float k[D] = {1, 2, 3, 4}, v[D] = {5, 6, 7, 8};
+  char err[256] = "";
+  ASSERT_EQ(rpa_cache_write(kv.data(), &cfg, 1, 1, k, v, RPA_F32, 0, 0, err, sizeof err), RPA_OK) << err;
+  // Page 1's K block at 128, slot 1's row 8 bytes in; its V block at 192.
+  const uint16_t k_bits[D] = {0x3f80, 0x4000, 0x4040, 0x4080};  // bf16 1, 2, 3, 4
+  const uint16_t v_bits[D] = {0x40a0, 0x40c0, 0x40e0, 0x4100};  // bf16 5, 6, 7, 8
+  for (int d = 0; d < D; ++d) {
+    uint16_t k_stored, v_stored;
+    std::memcpy(&k_stored, &kv[128 + 8 + 2 * d], 2);
+    std::memcpy(&v_stored, &kv[192 + 8 + 2 * d], 2);
+    EXPECT_EQ(k_stored, k_bits[d]) << d;
+    EXPECT_EQ(v_stored, v_bits[d]) << d;
+  }
+  float k_back[D], v_back[D];
+  ASSERT_EQ(rpa_cache_read(kv.data(), &cfg, 1, 1, k_back, v_back, RPA_F32, 0, 0, err, sizeof err), RPA_OK);
+  for (int d = 0; d < D; ++d) EXPECT_EQ(k_back[d], k[d]);
+  for (int d = 0; d < D; ++d) EXPECT_EQ(v_back[d], v[d]);
+
+  rpa_cache_config f32_cfg = cfg;
+  f32_cfg.dtype = RPA_F32;
+  std::vector<uint8_t> f32_kv(rpa_cache_bytes(&f32_cfg), 0);
+  EXPECT_EQ(rpa_cache_write(f32_kv.data(), &f32_cfg, 0, 0, k, v, RPA_F32, 0, 0, err, sizeof err),
+            RPA_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(err).find("layout_at_write"), std::string::npos) << err;
+  for (uint8_t b : f32_kv) ASSERT_EQ(b, 0);
+
+  // A decode beside a prefill: refused, nothing written.
+  rt::Rng rng(rt::base_seed() ^ 0x1a7u);
+  rt::Shape s = rt::shape(2, 4, 16, 16, {{1, 40}, {30, 30}}, 1, 2);
+  s.cache = s.act = RPA_BF16;
+  const rt::Case c = rt::build_case(s, rng);
+  const rt::Layer l = rt::make_layer(c, rng);
+  std::vector<uint8_t> cache;
+  rt::ActBuf out;
+  std::string msg;
+  EXPECT_EQ(rt::run_one_call(c, l, cache, out, &msg), RPA_ERR_UNSUPPORTED) << msg;
+  EXPECT_NE(msg.find("sequence 0 takes the decode kernel"), std::string::npos) << msg;
+  EXPECT_EQ(cache, l.cache);
+  for (uint8_t b : out.bytes) ASSERT_EQ(b, rt::kOutCanary);
+}
+
 // Shapes the AMX decode kernel takes on an AMX CPU (bf16 queries and cache,
 // head_dim % 16 == 0, page_size % 16 == 0, up to 16 query heads per kv head):
 // 32 dims per tile and a 16-dim tail, 16- and 32-token P.V steps, partial

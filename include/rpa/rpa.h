@@ -98,8 +98,12 @@ RPA_API rpa_status rpa_cache_read(const void* cache, const rpa_cache_config* c, 
 
 /* Developer switches for ablation studies (rpa-bench --ablate) and tests, not
    for production: "decode_kernel", "fused_update", "prefetch", "split_kv",
-   "prefill_kernel", "pair_tiles", each on (1, the default) or off (0). Process-wide; a plan reads them when it
-   is made. Returns 0, or -1 for an unknown name. An addition to ABI version 1. */
+   "prefill_kernel", "pair_tiles", "layout_at_write", each on (1, the default)
+   or off (0). Process-wide; a plan reads them when it is made. With
+   "layout_at_write" off, rpa_cache_write, rpa_cache_read and attention calls
+   use token rows instead of the documented cache layout (README.md), for bf16
+   prefill batches only. Returns 0, or -1 for an unknown name. An addition to
+   ABI version 1. */
 RPA_API int rpa_set_tuning(const char* name, int32_t on);
 
 /* Developer statistics (rpa-bench --verbose): how busy each thread was during

@@ -59,6 +59,18 @@ rpa::Status check_token_args(const void* cache, const rpa_cache_config* c, int32
 
 float scale_or_one(float s) { return s == 0 ? 1.0f : s; }
 
+// The layout tokens are written and read in: the documented one, or token rows
+// while the pack-at-read ablation is on (rpa_set_tuning("layout_at_write", 0)).
+rpa::CacheLayout token_io_layout(const rpa_cache_config& c, rpa::Status* s) {
+  if (rpa::current_tuning().layout_at_write) return rpa::make_layout(c);
+  if (!rpa::rows_order_supported(c)) {
+    *s = rpa::Status::make(RPA_ERR_UNSUPPORTED,
+                           "layout_at_write is off (rpa_set_tuning, the pack-at-read ablation): "
+                           "it takes bf16 caches with an even page_size and head_dim");
+  }
+  return rpa::make_layout(c, rpa::BlockOrder::kRows);
+}
+
 }  // namespace
 
 extern "C" {
@@ -108,7 +120,9 @@ rpa_status rpa_cache_write(void* cache, const rpa_cache_config* c, int32_t page,
   return guarded(err, err_len, [&] {
     rpa::Status s = check_token_args(cache, c, page, slot, k, v, src_dtype, k_scale, v_scale);
     if (!s.ok()) return s;
-    rpa::write_token(static_cast<uint8_t*>(cache), rpa::make_layout(*c), page, slot, k, v,
+    const rpa::CacheLayout layout = token_io_layout(*c, &s);
+    if (!s.ok()) return s;
+    rpa::write_token(static_cast<uint8_t*>(cache), layout, page, slot, k, v,
                      src_dtype, scale_or_one(k_scale), scale_or_one(v_scale));
     return s;
   });
@@ -120,7 +134,9 @@ rpa_status rpa_cache_read(const void* cache, const rpa_cache_config* c, int32_t 
   return guarded(err, err_len, [&] {
     rpa::Status s = check_token_args(cache, c, page, slot, k, v, dst_dtype, k_scale, v_scale);
     if (!s.ok()) return s;
-    rpa::read_token(static_cast<const uint8_t*>(cache), rpa::make_layout(*c), page, slot, k, v,
+    const rpa::CacheLayout layout = token_io_layout(*c, &s);
+    if (!s.ok()) return s;
+    rpa::read_token(static_cast<const uint8_t*>(cache), layout, page, slot, k, v,
                     dst_dtype, scale_or_one(k_scale), scale_or_one(v_scale));
     return s;
   });

@@ -17,6 +17,14 @@
 // dims are exactly the VNNI B operand of Q.K^T for vdpbf16ps and AMX. In V the
 // lanes run along dims with token pairs interleaved: the VNNI B operand of P.V.
 // The fused update writes this order directly, so no path repacks at read time.
+//
+// BlockOrder::kRows is not a second layout for engines: it is the other side of
+// an ablation (rpa_set_tuning("layout_at_write", 0), rpa-bench --ablate). Each
+// K and V block then holds the page's tokens as rows of head_dim elements
+// (word (slot, dim_group) at slot * dim_groups + dim_group, in both blocks),
+// the order other engines keep, and the prefill kernel packs at read time what
+// the documented order stores ready. Only bf16 caches with an even page_size
+// and head_dim (rows_order_supported): the blocks then have the same sizes.
 #pragma once
 
 #include <cstddef>
@@ -25,6 +33,8 @@
 #include "common/dtype.hpp"
 
 namespace rpa {
+
+enum class BlockOrder : int32_t { kTiles, kRows };
 
 // A plain aggregate so that it can cross from the baseline code into the
 // per-ISA kernels; its helpers below have internal linkage (see convert.hpp).
@@ -41,14 +51,21 @@ struct CacheLayout {
   size_t v_block_bytes;    // padded to 64
   size_t head_bytes;       // k_block_bytes + v_block_bytes
   size_t page_bytes;       // num_kv_heads * head_bytes
+  BlockOrder order;        // kTiles, but in the pack-at-read ablation
 };
 
 namespace {
 
 inline size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
-inline CacheLayout make_layout(const rpa_cache_config& c) {
+// The configs the kRows order takes.
+inline bool rows_order_supported(const rpa_cache_config& c) {
+  return c.dtype == RPA_BF16 && c.page_size % 2 == 0 && c.head_dim % 2 == 0;
+}
+
+inline CacheLayout make_layout(const rpa_cache_config& c, BlockOrder order = BlockOrder::kTiles) {
   CacheLayout l;
+  l.order = order;
   l.num_kv_heads = c.num_kv_heads;
   l.head_dim = c.head_dim;
   l.page_size = c.page_size;
@@ -78,11 +95,15 @@ inline size_t k_block_offset(const CacheLayout& l, int64_t page, int32_t kv_head
 inline size_t v_block_offset(const CacheLayout& l, int64_t page, int32_t kv_head) {
   return k_block_offset(l, page, kv_head) + l.k_block_bytes;
 }
+// Bytes of a token's row in a K or V block in the kRows order.
+inline size_t row_bytes(const CacheLayout& l) { return size_t(l.dim_groups) * 4; }
 // Byte offset of element (slot, dim) inside a K block / a V block.
 inline size_t k_element(const CacheLayout& l, int32_t slot, int32_t dim) {
+  if (l.order == BlockOrder::kRows) return size_t(slot) * row_bytes(l) + size_t(dim) * l.elem_bytes;
   return (size_t(dim / l.pack) * l.page_size + slot) * 4 + size_t(dim % l.pack) * l.elem_bytes;
 }
 inline size_t v_element(const CacheLayout& l, int32_t slot, int32_t dim) {
+  if (l.order == BlockOrder::kRows) return size_t(slot) * row_bytes(l) + size_t(dim) * l.elem_bytes;
   return (size_t(slot / l.pack) * l.head_dim + dim) * 4 + size_t(slot % l.pack) * l.elem_bytes;
 }
 

@@ -158,7 +158,6 @@ struct Ops {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
   }
   // An 8 x 8 block of words turned over: w[i] lane j <-> w[j] lane i.
-  static constexpr bool kTransposeWords = true;
   static void transpose_words(W* w) {
     __m256i t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
@@ -174,6 +173,11 @@ struct Ops {
       w[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
       w[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
     }
+  }
+  // 8 consecutive bf16 as floats.
+  static F widen_bf16(const uint16_t* p) {
+    const __m256i words = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(words, 16));
   }
   // kLanes / R runs of R words (R = 4 or 2), run i at runs[i] + offset.
   template <int R>

@@ -50,6 +50,15 @@ struct Ops {
                            _mm512_and_si512(_mm512_castps_si512(hi), _mm512_set1_epi32(int(0xffff0000u))));
   }
 
+  // a and b: 32 bf16 each (two rows, dims d .. d + 31). low word i = a's
+  // element i | b's element i << 16, for i < 16; high: the same for 16 .. 31.
+  static void interleave_bf16_rows(__m512i a, __m512i b, __m512i* low, __m512i* high) {
+    // Per 128-bit lane q, the unpacks hold elements 8q .. 8q + 3 and 8q + 4 .. 8q + 7.
+    const __m512i lo = _mm512_unpacklo_epi16(a, b), hi = _mm512_unpackhi_epi16(a, b);
+    *low = _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), hi);
+    *high = _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), hi);
+  }
+
   // Per lane: half a_half (0 low, 1 high) of a's word in the low half, half
   // b_half of b's in the high half.
   static __m512i pair_halves(__m512i a, int a_half, __m512i b, int b_half) {
@@ -150,9 +159,39 @@ struct Ops {
     return _mm512_maskz_loadu_epi32(first_lanes(n), words);
   }
   static W load_words_full(const uint8_t* words) { return _mm512_loadu_si512(words); }
-  // No 16 x 16 word transpose yet: the prefill kernel widens page-1 keys
-  // word by word here (widen_block).
-  static constexpr bool kTransposeWords = false;
+  // A 16 x 16 block of words turned over: w[i] lane j <-> w[j] lane i. Pairs
+  // of rows interleave within 128-bit lanes (32- then 64-bit unpacks), then
+  // the four 128-bit lanes of each group of four rows are exchanged.
+  static void transpose_words(W* w) {
+    __m512i a[16], b[16];
+    for (int i = 0; i < 16; i += 2) {
+      a[i] = _mm512_unpacklo_epi32(w[i], w[i + 1]);
+      a[i + 1] = _mm512_unpackhi_epi32(w[i], w[i + 1]);
+    }
+    // b[4r + k], 128-bit lane q: rows 4r .. 4r + 3 of column 4q + k.
+    for (int r = 0; r < 4; ++r) {
+      b[4 * r + 0] = _mm512_unpacklo_epi64(a[4 * r], a[4 * r + 2]);
+      b[4 * r + 1] = _mm512_unpackhi_epi64(a[4 * r], a[4 * r + 2]);
+      b[4 * r + 2] = _mm512_unpacklo_epi64(a[4 * r + 1], a[4 * r + 3]);
+      b[4 * r + 3] = _mm512_unpackhi_epi64(a[4 * r + 1], a[4 * r + 3]);
+    }
+    for (int k = 0; k < 4; ++k) {
+      // c0: lanes 0 and 2 of row groups 0 and 1, c1: lanes 1 and 3; c2, c3: of groups 2 and 3.
+      const __m512i c0 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x88);
+      const __m512i c1 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xdd);
+      const __m512i c2 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0x88);
+      const __m512i c3 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xdd);
+      w[k] = _mm512_shuffle_i32x4(c0, c2, 0x88);
+      w[4 + k] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+      w[8 + k] = _mm512_shuffle_i32x4(c0, c2, 0xdd);
+      w[12 + k] = _mm512_shuffle_i32x4(c1, c3, 0xdd);
+    }
+  }
+  // 16 consecutive bf16 as floats.
+  static F widen_bf16(const uint16_t* p) {
+    const __m512i words = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(words, 16));
+  }
   // kLanes / R runs of R words (R = 4 or 2), run i at runs[i] + offset.
   template <int R>
   static W load_runs(const uint8_t* const* runs, size_t offset) {

@@ -47,7 +47,8 @@ struct Ops {
     return n > 0 ? word : kZeroWord;
   }
   static W load_words_full(const uint8_t* word) { return word; }
-  static constexpr bool kTransposeWords = false;  // one lane: nothing to turn over
+  static void transpose_words(W*) {}  // one lane: nothing to turn over
+  static F widen_bf16(const uint16_t* p) { return bf16_to_float(*p); }
 
   // The `pack` elements of the word.
   template <rpa_dtype kCache>

@@ -104,38 +104,78 @@ inline void expand_run(const uint8_t* words, int32_t n, typename Ops::F* out) {
   Ops::template scaled_expand_words<kCache>(load_run(words, n), out);
 }
 
-// widen_block's keys at page size 1, where a page's K block is one token's
-// words: kLanes tokens' runs of kLanes words, turned over (Ops::transpose_words)
-// into rows of tokens, are kLanes dims' rows of kt at once. Word by word, each
-// K word took a masked load and kPack stores of one useful lane. (O is Ops, a
-// template parameter so that paths without transpose_words compile.)
-template <rpa_dtype kCache, class O = Ops>
+// Calls put(g, i0, w) for kLanes positions' K rows at a time, the rows
+// turned over (Ops::transpose_words) into vectors of tokens: w lane i holds
+// word g (dims g * pack .. + pack - 1) of position i0 + i, lanes past n
+// repeating position n - 1. key_row(i), i < n, is the address of position
+// i's dim_groups K words in a row: a whole K block at page size 1, a row of
+// the block in the kRows order (BlockOrder). Word by word, each K word took a
+// masked load and pack stores of one useful lane.
+template <class KeyRow, class Put>
+inline void for_each_key_word_vector(int32_t n, int32_t dim_groups, KeyRow&& key_row, Put&& put) {
+  constexpr int L = Ops::kLanes;
+  for (int32_t i0 = 0; i0 < n; i0 += L) {
+    const uint8_t* rows[L];
+    for (int i = 0; i < L; ++i) rows[i] = key_row(min_i32(i0 + i, n - 1));
+    for (int32_t g0 = 0; g0 < dim_groups; g0 += L) {
+      const int32_t words = min_i32(L, dim_groups - g0);
+      typename Ops::W w[L];
+      for (int i = 0; i < L; ++i) w[i] = load_run(rows[i] + size_t(g0) * 4, words);
+      Ops::transpose_words(w);
+      for (int32_t g = 0; g < words; ++g) put(g0 + g, i0, w[g]);
+    }
+  }
+}
+
+// kt rows g * pack .. + pack - 1 at column col: the elements of K words w.
+template <rpa_dtype kCache>
+inline void store_key_words(typename Ops::W w, int32_t g, int32_t col, float* kt, int32_t kt_stride) {
+  constexpr int kPack = pack_of(kCache);
+  typename Ops::F x[kPack];
+  Ops::template scaled_expand_words<kCache>(w, x);
+  for (int j = 0; j < kPack; ++j) Ops::store(kt + size_t(g * kPack + j) * kt_stride + col, x[j]);
+}
+
+// widen_block's keys at page size 1, where a page's K block is one position's words.
+template <rpa_dtype kCache>
 inline void widen_single_token_keys(const AttentionCall& c, const int32_t* pages, int32_t kv_head,
                                     int32_t t0, int32_t n, float* kt, int32_t kt_stride) {
-  if constexpr (O::kTransposeWords) {
-    constexpr int L = O::kLanes;
-    constexpr int kPack = pack_of(kCache);
-    const CacheLayout& lay = c.layout;
-    for (int32_t i0 = 0; i0 < n; i0 += L) {
-      // Columns past n repeat the last token (kt_stride leaves room for them).
-      const uint8_t* k_block[L];
-      for (int i = 0; i < L; ++i)
-        k_block[i] = c.cache + k_block_offset(lay, pages[t0 + min_i32(i0 + i, n - 1)], kv_head);
-      for (int32_t g0 = 0; g0 < lay.dim_groups; g0 += L) {
-        const int32_t words = min_i32(L, lay.dim_groups - g0);
-        typename O::W w[L];
-        for (int i = 0; i < L; ++i)
-          w[i] = words == L ? O::load_words_full(k_block[i] + size_t(g0) * 4)
-                            : O::load_words(k_block[i] + size_t(g0) * 4, words);
-        O::transpose_words(w);
-        for (int32_t g = 0; g < words; ++g) {
-          typename O::F x[kPack];
-          O::template scaled_expand_words<kCache>(w[g], x);
-          for (int j = 0; j < kPack; ++j)
-            O::store(kt + size_t((g0 + g) * kPack + j) * kt_stride + i0, x[j]);
-        }
-      }
-    }
+  for_each_key_word_vector(
+      n, c.layout.dim_groups,
+      [&](int32_t i) { return c.cache + k_block_offset(c.layout, pages[t0 + i], kv_head); },
+      [&](int32_t g, int32_t col, typename Ops::W w) {
+        store_key_words<kCache>(w, g, col, kt, kt_stride);
+      });
+}
+
+// Position t's row of its page's K block in the kRows order (its V row lies
+// k_block_bytes on).
+inline const uint8_t* key_row(const AttentionCall& c, const int32_t* pages, int32_t kv_head,
+                              int32_t t) {
+  const CacheLayout& lay = c.layout;
+  return c.cache + k_block_offset(lay, pages[t / lay.page_size], kv_head) +
+         size_t(t % lay.page_size) * row_bytes(lay);
+}
+
+// widen_block for the kRows order of the pack-at-read ablation (bf16): the
+// keys' rows turned over as at page size 1, the values' rows widened as they lie.
+inline void widen_row_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head,
+                            int32_t t0, int32_t n, float* kt, int32_t kt_stride, float* vt,
+                            int32_t vt_stride) {
+  constexpr int L = Ops::kLanes;
+  const CacheLayout& lay = c.layout;
+  const int32_t D = lay.head_dim;
+  const auto row = [&](int32_t i) { return key_row(c, pages, kv_head, t0 + i); };
+  for_each_key_word_vector(n, lay.dim_groups, row, [&](int32_t g, int32_t col, typename Ops::W w) {
+    store_key_words<RPA_BF16>(w, g, col, kt, kt_stride);
+  });
+  for (int32_t i = 0; i < n; ++i) {
+    const auto* v = reinterpret_cast<const uint16_t*>(row(i) + lay.k_block_bytes);
+    float* out = vt + size_t(i) * vt_stride;
+    int32_t d = 0;
+    for (; d + L <= D; d += L) Ops::store(out + d, Ops::widen_bf16(v + d));
+    for (; d < D; ++d) out[d] = bf16_to_float(v[d]);
+    for (; d < vt_stride; ++d) out[d] = 0;
   }
 }
 
@@ -169,7 +209,7 @@ inline void widen_block(const AttentionCall& c, const int32_t* pages, int32_t kv
   const CacheLayout& lay = c.layout;
   const int32_t page_size = lay.page_size;
   const int32_t D = lay.head_dim;
-  const bool single_token_keys = Ops::kTransposeWords && page_size == 1;
+  const bool single_token_keys = Ops::kLanes > 1 && page_size == 1;
   if (single_token_keys) widen_single_token_keys<kCache>(c, pages, kv_head, t0, n, kt, kt_stride);
   const int32_t key_groups = single_token_keys ? 0 : lay.dim_groups;  // K words widened below
   // col: the tiles' column (kt) and row (vt) of slot_lo.
@@ -246,6 +286,36 @@ inline void stage_pair_block(const AttentionCall& c, const int32_t* pages, int32
       Ops::store_words(vb + size_t(j) * vb_stride + d0,
                        Ops::pair_halves(v_words(a, d0), a % page_size % 2, high,
                                         b % page_size % 2));
+    }
+  }
+}
+
+// stage_pair_block for the kRows order of the pack-at-read ablation: the
+// keys' rows turned over into K words as at page size 1, and each pair of
+// positions' V rows interleaved into words (Ops::interleave_bf16_rows).
+inline void stage_pair_row_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head,
+                                 int32_t t0, int32_t n, uint32_t* kb, int32_t kb_stride,
+                                 uint32_t* vb, int32_t vb_stride) {
+  constexpr int L = Ops::kLanes;
+  using W = typename Ops::W;
+  const CacheLayout& lay = c.layout;
+  const auto row = [&](int32_t i) { return key_row(c, pages, kv_head, t0 + i); };
+  for_each_key_word_vector(n, lay.dim_groups, row, [&](int32_t g, int32_t col, W w) {
+    Ops::store_words(kb + size_t(g) * kb_stride + col, w);
+  });
+  for (int32_t j = 0; 2 * j < n; ++j) {
+    const uint8_t* a = row(2 * j) + lay.k_block_bytes;
+    const uint8_t* b = 2 * j + 1 < n ? row(2 * j + 1) + lay.k_block_bytes : nullptr;
+    uint32_t* out = vb + size_t(j) * vb_stride;
+    // Dims d0 .. d0 + 2L - 1: L words of each row (head_dim is even).
+    for (int32_t d0 = 0; d0 < vb_stride; d0 += 2 * L) {
+      const int32_t words = min_i32(L, max_i32(0, lay.head_dim - d0) / 2);
+      const W wa = words > 0 ? load_run(a + size_t(d0) * 2, words) : Ops::zero_words();
+      const W wb = words > 0 && b != nullptr ? load_run(b + size_t(d0) * 2, words) : Ops::zero_words();
+      W low, high;
+      Ops::interleave_bf16_rows(wa, wb, &low, &high);
+      Ops::store_words(out + d0, low);
+      if (d0 + L < vb_stride) Ops::store_words(out + d0 + L, high);
     }
   }
 }
@@ -336,8 +406,9 @@ class BlockPrefetch {
 
  private:
   // The next contiguous range of the block's lines, walking its page
-  // segments: K (whole, or row by row when the segment is part of a page),
-  // then V. False when none is left.
+  // segments: K (whole; row by row of the layout when the segment is part of
+  // a page; one run of token rows in the kRows order), then V. False when
+  // none is left.
   bool next_range() {
     const CacheLayout& lay = c_.layout;
     const int32_t page_size = lay.page_size;
@@ -347,17 +418,24 @@ class BlockPrefetch {
     const int32_t slot_hi = min_i32(page_size, slot_lo + (t_end_ - t_));
     const uint8_t* k_block = c_.cache + k_block_offset(lay, pages_[e], kv_head_);
     const bool whole_page = slot_hi - slot_lo == page_size;
-    const int32_t k_parts = whole_page ? 1 : lay.dim_groups;
+    const bool rows = lay.order == BlockOrder::kRows;
+    const size_t rb = row_bytes(lay);
+    const int32_t k_parts = whole_page || rows ? 1 : lay.dim_groups;
     if (part_ < k_parts) {
       const uint8_t* row = k_block + size_t(part_) * page_size * 4;
-      next_ = row + size_t(slot_lo) * 4;
-      end_ = whole_page ? k_block + size_t(lay.dim_groups) * page_size * 4 : row + size_t(slot_hi) * 4;
+      if (rows) {
+        next_ = k_block + size_t(slot_lo) * rb;
+        end_ = k_block + size_t(slot_hi) * rb;
+      } else {
+        next_ = row + size_t(slot_lo) * 4;
+        end_ = whole_page ? k_block + size_t(lay.dim_groups) * page_size * 4 : row + size_t(slot_hi) * 4;
+      }
       ++part_;
     } else {
       const size_t v_row = size_t(lay.head_dim) * 4;
       const uint8_t* v_block = k_block + lay.k_block_bytes;
-      next_ = v_block + size_t(slot_lo / lay.pack) * v_row;
-      end_ = v_block + size_t((slot_hi - 1) / lay.pack + 1) * v_row;
+      next_ = v_block + (rows ? size_t(slot_lo) * rb : size_t(slot_lo / lay.pack) * v_row);
+      end_ = v_block + (rows ? size_t(slot_hi) * rb : size_t((slot_hi - 1) / lay.pack + 1) * v_row);
       part_ = 0;
       t_ += slot_hi - slot_lo;
     }
@@ -429,6 +507,10 @@ struct FmaTiles : RegisterTileLoops<FmaTiles> {
   template <rpa_dtype kCache>
   static void stage_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
                           int32_t n, float* kt, int32_t kt_stride, float* vt, int32_t vt_stride) {
+    if constexpr (kCache == RPA_BF16) {
+      if (c.layout.order == BlockOrder::kRows)
+        return widen_row_block(c, pages, kv_head, t0, n, kt, kt_stride, vt, vt_stride);
+    }
     widen_block<kCache>(c, pages, kv_head, t0, n, kt, kt_stride, vt, vt_stride);
   }
   static void finish_probabilities(float*, int32_t) {}
@@ -483,7 +565,11 @@ struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
   static void stage_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
                           int32_t n, float* kt, int32_t kt_stride, float* vt, int32_t vt_stride) {
     if constexpr (kCache == RPA_BF16) {
-      stage_pair_block(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
+      if (c.layout.order == BlockOrder::kRows) {
+        stage_pair_row_block(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
+      } else {
+        stage_pair_block(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
+      }
     } else {
       stage_quad_block<kCache>(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
     }

@@ -82,7 +82,8 @@ Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const
 
   Plan& p = *plan;
   p.cache_ = *cache;
-  p.layout_ = make_layout(*cache);
+  p.tuning_ = current_tuning();
+  p.layout_ = make_layout(*cache, p.tuning_.layout_at_write ? BlockOrder::kTiles : BlockOrder::kRows);
   p.opts_ = *opts;
   if (opts->sinks != nullptr) {
     p.sinks_.assign(opts->sinks, opts->sinks + opts->num_q_heads);
@@ -106,8 +107,22 @@ Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const
   }
   p.kernels_ = kernels_for_isa(isa.isa, cache->dtype, opts->act_dtype);
   p.num_threads_ = opts->num_threads > 0 ? opts->num_threads : default_num_threads();
-  p.tuning_ = current_tuning();
   p.plan_items();
+  if (p.layout_.order == BlockOrder::kRows) return p.check_rows_order();
+  return {};
+}
+
+Status Plan::check_rows_order() const {
+  constexpr const char* kAblation =
+      "layout_at_write is off (rpa_set_tuning, the pack-at-read ablation): it runs bf16 caches "
+      "with an even page_size and head_dim, on the prefill kernel only";
+  if (!rows_order_supported(cache_)) return Status::make(RPA_ERR_UNSUPPORTED, "%s", kAblation);
+  for (const PlannedItem& p : items_) {
+    if (p.kind == SeqKind::kDecode || p.kind == SeqKind::kGeneral) {
+      return Status::make(RPA_ERR_UNSUPPORTED, "%s; sequence %d takes the %s kernel", kAblation,
+                          p.item.seq, p.kind == SeqKind::kDecode ? "decode" : "general");
+    }
+  }
   return {};
 }
 

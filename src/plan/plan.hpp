@@ -38,6 +38,8 @@ class Plan {
 
  private:
   void plan_items();
+  // The pack-at-read ablation's limits (BlockOrder::kRows): what it cannot run.
+  Status check_rows_order() const;
   void plan_decode_items(int32_t group);
   void write_new_tokens(const void* keys, const void* values, uint8_t* cache, int32_t first_row,
                         int threads) const;

@@ -12,6 +12,7 @@ std::atomic<bool> g_prefetch{true};
 std::atomic<bool> g_split_kv{true};
 std::atomic<bool> g_prefill_kernel{true};
 std::atomic<bool> g_pair_tiles{true};
+std::atomic<bool> g_layout_at_write{true};
 
 }  // namespace
 
@@ -23,6 +24,7 @@ Tuning current_tuning() {
   t.split_kv = g_split_kv.load(std::memory_order_relaxed);
   t.prefill_kernel = g_prefill_kernel.load(std::memory_order_relaxed);
   t.pair_tiles = g_pair_tiles.load(std::memory_order_relaxed);
+  t.layout_at_write = g_layout_at_write.load(std::memory_order_relaxed);
   return t;
 }
 
@@ -33,7 +35,8 @@ bool set_tuning(const char* name, bool on) {
                             : std::strcmp(name, "split_kv") == 0     ? &g_split_kv
                             : std::strcmp(name, "prefill_kernel") == 0 ? &g_prefill_kernel
                             : std::strcmp(name, "pair_tiles") == 0     ? &g_pair_tiles
-                                                                     : nullptr;
+                            : std::strcmp(name, "layout_at_write") == 0 ? &g_layout_at_write
+                                                                       : nullptr;
   if (flag == nullptr) return false;
   flag->store(on, std::memory_order_relaxed);
   return true;

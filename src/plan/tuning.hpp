@@ -13,6 +13,8 @@ struct Tuning {
   bool prefill_kernel = true; // prefill and mixed sequences take the tiled kernel (else the general one)
   bool pair_tiles = true;     // bf16 prefill tiles on bf16 pairs where the path has them
                               // (vdpbf16ps, AMX), else on fp32 FMA
+  bool layout_at_write = true; // the cache in the documented order (else BlockOrder::kRows:
+                               // token rows, packed at read by the prefill kernel)
 };
 
 Tuning current_tuning();

@@ -133,6 +133,11 @@ inline simde__m512i cvtepu8_epi16(simde__m256i x) {
   return convert_lanes<uint8_t, uint16_t, simde__m512i>(x);
 }
 
+// 16 16-bit lanes zero-extended to 16 32-bit lanes.
+inline simde__m512i cvtepu16_epi32(simde__m256i x) {
+  return convert_lanes<uint16_t, uint32_t, simde__m512i>(x);
+}
+
 // Masks of 32 16-bit lanes: unsigned a < b, and a == b.
 inline simde__mmask32 cmplt_epu16_mask(simde__m512i a, simde__m512i b) {
   return lane_mask<uint16_t>(a, b, [](uint16_t x, uint16_t y) { return x < y; });
@@ -157,3 +162,4 @@ inline simde__mmask32 cmpeq_epi16_mask(simde__m512i a, simde__m512i b) {
 #define _mm512_cvtepi8_epi32 rpa_avx512_emulation::cvtepi8_epi32
 #define _mm512_cmplt_epu16_mask rpa_avx512_emulation::cmplt_epu16_mask
 #define _mm512_cmpeq_epi16_mask rpa_avx512_emulation::cmpeq_epi16_mask
+#define _mm512_cvtepu16_epi32 rpa_avx512_emulation::cvtepu16_epi32
