@@ -12,9 +12,12 @@
 // The pack-at-read ablation (token rows in the cache) runs through both kinds of tiles.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "helpers.hpp"
+#include "reference.hpp"
 
 namespace {
 
@@ -129,6 +132,58 @@ TEST(PrefillKernel, PackingAtReadComputesTheSame) {
                       ", pair tiles " + std::to_string(pair_tiles),
                   [&](Case& c) { c.opts.sliding_window = d == 18 ? 45 : 0; },
                   {{RPA_BF16, RPA_BF16}, {RPA_BF16, RPA_F32}});
+      }
+    }
+  }
+}
+
+TEST(PrefillKernel, OutputsRoundToNearestEven) {
+  // With a window of one position and zero queries (scores 0, so the fast
+  // exp gives exactly 1; a max score m != 0 leaves 2^(m log2 e - m log2 e)
+  // a rounding error away from 1) every row's probability is 1, so each
+  // output is its position's stored v (f32 cache, no v_scale), rounded
+  // once to the act dtype: the prefill kernel's vector output conversion must
+  // give what store_act gives. Even dims hold bf16 ties (low 16 bits 0x8000),
+  // odd dims f16 ties (low 13 bits 0x1000), so truncating or rounding ties
+  // up fails; 40 dims: whole vectors and a tail.
+  for (rpa_dtype act : {RPA_BF16, RPA_F16}) {
+    SCOPED_TRACE(act);
+    rt::Shape s = shape(1, 4, 40, 16, {{64, 64}}, 0, 1);
+    s.cache = RPA_F32;
+    s.act = act;
+    s.update = false;
+    rt::Rng rng(rt::base_seed() ^ 0x0e7u);
+    Case c = rt::build_case(s, rng);
+    c.opts.sliding_window = 1;
+    rt::Layer l = rt::make_layer(c, rng);
+    for (size_t i = 0; i < l.q.count; ++i) l.q.set(i, 0.0);
+    const int D = c.cfg.head_dim;
+    std::vector<float> k(static_cast<size_t>(D)), v(static_cast<size_t>(D));
+    char msg[256];
+    for (int r = 0; r < 64; ++r) {
+      ASSERT_EQ(rpa_cache_read(l.cache.data(), &c.cfg, c.page_of(0, r), r % 16, k.data(), v.data(),
+                               RPA_F32, 0, 0, msg, sizeof msg), RPA_OK) << msg;
+      for (int d = 0; d < D; ++d) {
+        uint32_t u;
+        std::memcpy(&u, &v[size_t(d)], 4);
+        u = d % 2 == 0 ? (u & 0xffff0000u) | 0x8000u : (u & 0xffffe000u) | 0x1000u;
+        std::memcpy(&v[size_t(d)], &u, 4);
+      }
+      ASSERT_EQ(rpa_cache_write(l.cache.data(), &c.cfg, c.page_of(0, r), r % 16, k.data(), v.data(),
+                                RPA_F32, 0, 0, msg, sizeof msg), RPA_OK) << msg;
+    }
+    std::vector<uint8_t> cache;
+    rt::ActBuf out;
+    std::string err;
+    ASSERT_EQ(rt::run_one_call(c, l, cache, out, &err), RPA_OK) << err;
+    for (int r = 0; r < 64; ++r) {
+      ASSERT_EQ(rpa_cache_read(cache.data(), &c.cfg, c.page_of(0, r), r % 16, k.data(), v.data(),
+                               RPA_F32, 0, 0, msg, sizeof msg), RPA_OK) << msg;
+      for (int h = 0; h < c.hq(); ++h) {
+        for (int d = 0; d < D; ++d) {
+          ASSERT_EQ(out.get((size_t(r) * c.hq() + h) * D + d), ref::round_to(v[size_t(d)], act))
+              << "row " << r << " head " << h << " dim " << d;
+        }
       }
     }
   }

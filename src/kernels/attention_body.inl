@@ -136,9 +136,16 @@ inline void load_query_pairs(const AttentionCall& c, int32_t row, int32_t head, 
   const int32_t D = c.layout.head_dim;
   const uint16_t* bits = static_cast<const uint16_t*>(c.queries) + (size_t(row) * c.num_q_heads + head) * D;
   const bool quantize_q = is_quantized_dtype(kCache) && c.q_scale > 0;
+  if (!quantize_q) {
+    // Dims 2g and 2g + 1 of the row are the little-endian word at dim 2g: the
+    // row as it lies, then a last half word (odd D) and zero words.
+    const int32_t whole = min_i32(D / 2, num_pairs);
+    std::memcpy(pairs, bits, size_t(whole) * 4);
+    for (int32_t g = whole; g < num_pairs; ++g) pairs[g] = 2 * g < D ? bits[2 * g] : 0;
+    return;
+  }
   const auto dim_bits = [&](int32_t d) -> uint32_t {
     if (d >= D) return 0;
-    if (!quantize_q) return bits[d];
     uint8_t stored[4];
     encode_scaled(bf16_to_float(bits[d]), c.q_scale, kCache, stored);
     return float_to_bf16(decode_element(stored, kCache));

@@ -62,6 +62,16 @@ inline simde__m512 cvtph_ps(simde__m256i halves) {
   return simde_mm512_loadu_ps(r);
 }
 
+// Each float to a half, rounded to nearest even (F16C, lane by lane); the
+// rounding argument is always _MM_FROUND_TO_NEAREST_INT here.
+inline simde__m256i cvtps_ph(simde__m512 x, int) {
+  float v[16];
+  uint16_t r[16];
+  simde_mm512_storeu_ps(v, x);
+  for (int i = 0; i < 16; ++i) r[i] = _cvtss_sh(v[i], 0);
+  return simde_mm256_loadu_si256(r);
+}
+
 inline simde__m512 cvtepi32_ps(simde__m512i x) { return convert_lanes<int32_t, float, simde__m512>(x); }
 
 inline simde__m512i srai_epi32(simde__m512i x, unsigned shift) {
@@ -98,7 +108,8 @@ inline simde__m512i maskz_loadu_epi32(simde__mmask16 k, const void* p) {
   return simde_mm512_loadu_si512(r);
 }
 
-// Each float rounded to nearest-even bf16 (NaN stays a quiet NaN), 16 halves.
+// Each float rounded to nearest-even bf16 (NaN stays a quiet NaN), 16 halves;
+// as the SDM says of vcvtneps2bf16, a subnormal input becomes a zero of its sign.
 inline simde__m256bh cvtneps_pbh(simde__m512 x) {
   float v[16];
   uint16_t r[16];
@@ -107,6 +118,7 @@ inline simde__m256bh cvtneps_pbh(simde__m512 x) {
     uint32_t u;
     std::memcpy(&u, &v[i], 4);
     r[i] = (u & 0x7fffffffu) > 0x7f800000u ? uint16_t((u >> 16) | 0x40u)
+           : (u & 0x7f800000u) == 0        ? uint16_t((u >> 16) & 0x8000u)
                                            : uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   }
   simde__m256bh h;
@@ -152,6 +164,7 @@ inline simde__mmask32 cmpeq_epi16_mask(simde__m512i a, simde__m512i b) {
 #define _mm512_reduce_add_ps rpa_avx512_emulation::reduce_add_ps
 #define _mm512_cvtepi32_epi16 rpa_avx512_emulation::cvtepi32_epi16
 #define _mm512_cvtph_ps rpa_avx512_emulation::cvtph_ps
+#define _mm512_cvtps_ph rpa_avx512_emulation::cvtps_ph
 #define _mm512_cvtepi32_ps rpa_avx512_emulation::cvtepi32_ps
 #define _mm512_srai_epi32 rpa_avx512_emulation::srai_epi32
 #define _mm512_cmplt_epi32_mask rpa_avx512_emulation::cmplt_epi32_mask
