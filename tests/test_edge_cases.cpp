@@ -131,6 +131,10 @@ TEST(EdgeCases, WindowsCapsSinksScales) {
   run_shape(s, "window 1: only itself", [](Case& c) { c.opts.sliding_window = 1; });
   run_shape(s, "window 2", [](Case& c) { c.opts.sliding_window = 2; });
   run_shape(s, "window larger than any kv_len", [](Case& c) { c.opts.sliding_window = 1000; });
+  // The planner adds rows to the window (int32 overflow there before 2026-12-01, UBSan).
+  run_shape(s, "window INT32_MAX", [](Case& c) {
+    c.opts.sliding_window = std::numeric_limits<int32_t>::max();
+  });
   run_shape(s, "window, non-causal", [](Case& c) {
     c.opts.sliding_window = 3;
     c.opts.causal = 0;

@@ -182,7 +182,7 @@ void Plan::plan_items() {
       // The last row sees the most under a causal mask; a window bounds it.
       const int32_t last_pos = kv_len - (q_end - r1) - 1;
       int64_t visible = opts_.causal ? last_pos + 1 : kv_len;
-      if (opts_.sliding_window > 0) visible = std::min<int64_t>(visible, opts_.sliding_window + (r1 - r0));
+      if (opts_.sliding_window > 0) visible = std::min(visible, int64_t(opts_.sliding_window) + (r1 - r0));
       const int64_t cost = int64_t(r1 - r0) * group * visible;
       const bool tiles = tuning_.prefill_kernel && (r1 - r0) * group >= kMinPrefillScoreRows;
       const SeqKind kind = tiles ? seq_kind : SeqKind::kGeneral;
