@@ -327,6 +327,43 @@ TEST(Validation, SharingAllowedWithoutWriters) {
   }
 }
 
+// kv_len up to INT32_MAX keeps the rules when the page table is long enough;
+// past 2^30 positions the library answers RPA_ERR_UNSUPPORTED, before writing
+// anything, and its validation does no int32 arithmetic that overflows on the
+// way (UBSan in CI). Page 1024, one page read ~2M times, one page written.
+TEST(Validation, PositionsBeyondTheLimitAreUnsupported) {
+  for (const int32_t kv_len : {(int32_t{1} << 30) + 1, std::numeric_limits<int32_t>::max()}) {
+    const rpa_cache_config cfg{1, 8, 1024, 3, RPA_BF16};
+    const int32_t pages = int32_t((int64_t(kv_len) + cfg.page_size - 1) / cfg.page_size);
+    // Sequence 0, a decode at kv_len: entries 0 .. pages-2 the read-only page 0,
+    // its last the page its new token goes to; sequence 1, a one-token prefill on page 2.
+    std::vector<int32_t> page_indices(size_t(2) * pages, 0);
+    page_indices[size_t(pages) - 1] = 1;
+    page_indices[size_t(pages)] = 2;
+    const int32_t kv_lens[2] = {kv_len, 1};
+    const int32_t cu_q_lens[3] = {0, 1, 2};
+    const int32_t dist[3] = {1, 2, 2};
+    const rpa_batch b{kv_lens, page_indices.data(), cu_q_lens, dist, 2, pages, 2};
+    rpa_options o;
+    rpa_default_options(&o, 1, RPA_F32, cfg.head_dim);
+    std::vector<float> q(2 * 8, 1.0f), k(q), v(q);
+    std::vector<uint8_t> cache(rpa_cache_bytes(&cfg), 0x11);
+    const std::vector<uint8_t> cache0 = cache;
+    std::vector<float> out(q.size(), -3.0f);
+    char err[512] = "";
+    EXPECT_EQ(rpa_ragged_paged_attention(q.data(), k.data(), v.data(), cache.data(), &cfg, &b, &o,
+                                         out.data(), err, sizeof err),
+              RPA_ERR_UNSUPPORTED)
+        << "kv_len " << kv_len << ": " << err;
+    EXPECT_NE(rt::lower(err).find("sequence 0: kv_len"), std::string::npos) << err;
+    EXPECT_EQ(cache, cache0) << "kv_len " << kv_len;
+    EXPECT_EQ(out, std::vector<float>(q.size(), -3.0f)) << "kv_len " << kv_len;
+    rpa_status st = RPA_OK;
+    EXPECT_EQ(rpa_plan_create(&cfg, &b, &o, &st, err, sizeof err), nullptr);
+    EXPECT_EQ(st, RPA_ERR_UNSUPPORTED) << err;
+  }
+}
+
 TEST(Validation, ErrBufferContract) {
   const Case c = base_case();
   rt::Rng rng(9);

@@ -113,7 +113,9 @@ RPA_API int rpa_set_tuning(const char* name, int32_t on);
    the call used (0 before any call). An addition to ABI version 1. */
 RPA_API int32_t rpa_last_call_busy(double* busy, int32_t max_threads);
 
-/* One call: validate, then write the new K/V into the cache and attend. */
+/* One call: validate, then write the new K/V into the cache and attend.
+   A batch that keeps every rule but has a kv_len, or cu_q_lens[num_seqs],
+   above 2^30 returns RPA_ERR_UNSUPPORTED, also before anything is written. */
 RPA_API rpa_status rpa_ragged_paged_attention(
     const void* queries, /* [T, Hq, D] act_dtype */
     const void* keys,    /* [T, Hkv, D] act_dtype; may be NULL when update_kv_cache == 0 */

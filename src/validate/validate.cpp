@@ -99,16 +99,16 @@ Status check_write_conflicts(const rpa_batch& b, const rpa_cache_config& c, int3
     }
   }
   for (int32_t i = 0; i < num_seqs; ++i) {
-    const int32_t used = (b.kv_lens[i] + c.page_size - 1) / c.page_size;
-    for (int32_t e = 0; e < used; ++e) {
+    const int64_t used = (int64_t(b.kv_lens[i]) + c.page_size - 1) / c.page_size;
+    for (int64_t e = 0; e < used; ++e) {
       const int32_t page = b.page_indices[int64_t(i) * b.pages_per_seq + e];
       auto it = std::lower_bound(written.begin(), written.end(), page,
                                  [](const PageUse& x, int32_t p) { return x.page < p; });
       if (it != written.end() && it->page == page && (it->seq != i || it->entry != e)) {
         return RPA_INVALID(
-            "sequence %d: page %d (page_indices[%d * pages_per_seq + %d]) is also used by "
+            "sequence %d: page %d (page_indices[%d * pages_per_seq + %lld]) is also used by "
             "sequence %d (entry %d), which writes new tokens into it",
-            i, page, i, e, it->seq, it->entry);
+            i, page, i, static_cast<long long>(e), it->seq, it->entry);
       }
     }
   }
@@ -168,7 +168,19 @@ Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_o
                            static_cast<long long>(e), page, c.num_pages);
     }
   }
-  if (o.update_kv_cache) return check_write_conflicts(*b, c, num_seqs);
+  if (o.update_kv_cache) {
+    if (Status s = check_write_conflicts(*b, c, num_seqs); !s.ok()) return s;
+  }
+  for (int32_t i = 0; i < num_seqs; ++i) {
+    if (b->kv_lens[i] > kMaxPositions)
+      return Status::make(RPA_ERR_UNSUPPORTED,
+                          "sequence %d: kv_len %d (batch.kv_lens) is beyond this library's "
+                          "2^30 positions", i, b->kv_lens[i]);
+  }
+  if (b->cu_q_lens[num_seqs] > kMaxPositions)
+    return Status::make(RPA_ERR_UNSUPPORTED,
+                        "batch.cu_q_lens[num_seqs] %d: more tokens in one call than this "
+                        "library's 2^30", b->cu_q_lens[num_seqs]);
   return {};
 }
 

@@ -12,9 +12,17 @@ Status validate_cache_config(const rpa_cache_config* c);
 // The options, given a valid cache config.
 Status validate_options(const rpa_options* o, const rpa_cache_config& c);
 
+// Positions and query rows are int32, and the kernels step past the last one
+// (64-token blocks, pages of up to 1024 tokens): a batch that keeps every
+// rule but has a kv_len, or more tokens in all, beyond this is refused with
+// RPA_ERR_UNSUPPORTED before anything is written. 2^30 tokens is ~100x the
+// longest context of any model in use.
+inline constexpr int32_t kMaxPositions = int32_t{1} << 30;
+
 // The batch, given a valid cache config and options: sequence ranges, page
 // tables, and (when the call writes the cache) that no page written by one
-// sequence is read or written through any other page-table entry.
+// sequence is read or written through any other page-table entry; then the
+// kMaxPositions limit.
 Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_options& o);
 
 // The per-call buffers.
