@@ -497,7 +497,7 @@ TEST(ValidationRandom, EdgeValuesGetTheAnswerTheRulesGive) {
     }
   }
   std::printf("[ validation ] %d cases: %d refused, %d accepted\n", iters, refused, accepted);
-  if (!(only && *only)) {
+  if (!(only && *only) && iters >= 100) {
     EXPECT_GT(refused, iters / 4) << "the mutations should break a rule often";
     EXPECT_GT(accepted, iters / 20) << "and keep them all sometimes";
   }
