@@ -432,9 +432,7 @@ Tolerance tolerance(rpa_dtype act, rpa_dtype cache, int head_dim) {
   return {abs, rel};
 }
 
-::testing::AssertionResult check_call(const Case& c, const Layer& l, const std::vector<uint8_t>& cache_after,
-                                      const ActBuf& out, CheckStats* stats) {
-  // 1. The cache: exactly the old contents plus what rpa_cache_write stores.
+::testing::AssertionResult check_cache(const Case& c, const Layer& l, const std::vector<uint8_t>& cache_after) {
   const std::vector<uint8_t> want_cache = expected_cache(c, l);
   if (cache_after.size() != want_cache.size()) return ::testing::AssertionFailure() << "cache size changed";
   size_t diff = 0, first = 0;
@@ -445,16 +443,42 @@ Tolerance tolerance(rpa_dtype act, rpa_dtype cache, int head_dim) {
            << "cache differs from (old cache + rpa_cache_write of each new token) in " << diff
            << " bytes, first at byte " << first << " (got 0x" << std::hex << int(cache_after[first]) << ", want 0x"
            << int(want_cache[first]) << std::dec << ")\n  " << c.describe();
+  return ::testing::AssertionSuccess();
+}
 
-  // 2. Rows past cu_q_lens[num_seqs] keep the canary.
-  const size_t D = c.cfg.head_dim, row = static_cast<size_t>(c.hq()) * D;
+::testing::AssertionResult check_padding_rows(const Case& c, const ActBuf& out) {
+  const size_t row = static_cast<size_t>(c.hq()) * c.cfg.head_dim;
   const size_t esz = ref::dtype_size(out.dt);
   for (size_t b = static_cast<size_t>(c.tokens()) * row * esz; b < out.bytes.size(); ++b)
     if (out.bytes[b] != kOutCanary)
       return ::testing::AssertionFailure() << "out row " << b / esz / row << " >= cu_q_lens[num_seqs] = "
                                            << c.tokens() << " was written (byte " << b << ")\n  " << c.describe();
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult refused_untouched(const Case& c, Rng& rng, rpa_status want, std::string* msg) {
+  const Layer l = make_layer(c, rng);
+  std::vector<uint8_t> cache;
+  ActBuf out;
+  std::string message;
+  const rpa_status st = run_one_call(c, l, cache, out, &message);
+  if (msg) *msg = message;
+  if (st != want) return ::testing::AssertionFailure() << "status " << st << ", want " << want << ": " << message;
+  if (cache != l.cache) return ::testing::AssertionFailure() << "the cache was written by a refused call";
+  for (uint8_t b : out.bytes)
+    if (b != kOutCanary) return ::testing::AssertionFailure() << "out was written by a refused call";
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult check_call(const Case& c, const Layer& l, const std::vector<uint8_t>& cache_after,
+                                      const ActBuf& out, CheckStats* stats) {
+  // 1. The cache: exactly the old contents plus what rpa_cache_write stores.
+  if (::testing::AssertionResult r = check_cache(c, l, cache_after); !r) return r;
+  // 2. Rows past cu_q_lens[num_seqs] keep the canary.
+  if (::testing::AssertionResult r = check_padding_rows(c, out); !r) return r;
 
   // 3. The rows in use against the float64 reference.
+  const size_t D = c.cfg.head_dim, row = static_cast<size_t>(c.hq()) * D;
   const std::vector<double> want = reference_output(c, l, cache_after);
   const Tolerance tol = tolerance(c.opts.act_dtype, c.cfg.dtype, c.cfg.head_dim);
   int bad = 0;

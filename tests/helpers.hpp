@@ -163,9 +163,19 @@ struct CheckStats {
   double worst_ratio = 0;  // max over elements of |err| / allowed
 };
 
-// Checks one finished call: the cache equals expected_cache byte for byte, out
-// rows past cu_q_lens[num_seqs] still hold kOutCanary, other rows match the
-// reference within tolerance.
+// The cache after a call equals expected_cache byte for byte.
+::testing::AssertionResult check_cache(const Case& c, const Layer& l, const std::vector<uint8_t>& cache_after);
+
+// Out rows past cu_q_lens[num_seqs] still hold kOutCanary.
+::testing::AssertionResult check_padding_rows(const Case& c, const ActBuf& out);
+
+// Runs c through the one-call path on a fresh layer (make_layer) where it must
+// be refused: status `want` (its message in *msg), and the cache and out
+// byte-for-byte as they were.
+::testing::AssertionResult refused_untouched(const Case& c, Rng& rng, rpa_status want, std::string* msg);
+
+// Checks one finished call: check_cache, check_padding_rows, and the rows in
+// use against the reference within tolerance.
 ::testing::AssertionResult check_call(const Case& c, const Layer& l,
                                       const std::vector<uint8_t>& cache_after, const ActBuf& out,
                                       CheckStats* stats = nullptr);
