@@ -63,11 +63,7 @@ float scale_or_one(float s) { return s == 0 ? 1.0f : s; }
 // while the pack-at-read ablation is on (rpa_set_tuning("layout_at_write", 0)).
 rpa::CacheLayout token_io_layout(const rpa_cache_config& c, rpa::Status* s) {
   if (rpa::current_tuning().layout_at_write) return rpa::make_layout(c);
-  if (!rpa::rows_order_supported(c)) {
-    *s = rpa::Status::make(RPA_ERR_UNSUPPORTED,
-                           "layout_at_write is off (rpa_set_tuning, the pack-at-read ablation): "
-                           "it takes bf16 caches with an even page_size and head_dim");
-  }
+  if (!rpa::rows_order_supported(c)) *s = rpa::Status::make(RPA_ERR_UNSUPPORTED, "%s", rpa::kRowsOrderLimits);
   return rpa::make_layout(c, rpa::BlockOrder::kRows);
 }
 

@@ -58,10 +58,13 @@ namespace {
 
 inline size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
-// The configs the kRows order takes.
+// The configs the kRows order takes, and what a call it cannot take is told.
 inline bool rows_order_supported(const rpa_cache_config& c) {
   return c.dtype == RPA_BF16 && c.page_size % 2 == 0 && c.head_dim % 2 == 0;
 }
+inline constexpr const char kRowsOrderLimits[] =
+    "layout_at_write is off (rpa_set_tuning, the pack-at-read ablation): it takes bf16 caches "
+    "with an even page_size and head_dim";
 
 inline CacheLayout make_layout(const rpa_cache_config& c, BlockOrder order = BlockOrder::kTiles) {
   CacheLayout l;

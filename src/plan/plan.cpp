@@ -113,14 +113,14 @@ Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const
 }
 
 Status Plan::check_rows_order() const {
-  constexpr const char* kAblation =
-      "layout_at_write is off (rpa_set_tuning, the pack-at-read ablation): it runs bf16 caches "
-      "with an even page_size and head_dim, on the prefill kernel only";
-  if (!rows_order_supported(cache_)) return Status::make(RPA_ERR_UNSUPPORTED, "%s", kAblation);
+  if (!rows_order_supported(cache_))
+    return Status::make(RPA_ERR_UNSUPPORTED, "%s, on the prefill kernel only", kRowsOrderLimits);
   for (const PlannedItem& p : items_) {
     if (p.kind == SeqKind::kDecode || p.kind == SeqKind::kGeneral) {
-      return Status::make(RPA_ERR_UNSUPPORTED, "%s; sequence %d takes the %s kernel", kAblation,
-                          p.item.seq, p.kind == SeqKind::kDecode ? "decode" : "general");
+      return Status::make(RPA_ERR_UNSUPPORTED,
+                          "%s, on the prefill kernel only; sequence %d takes the %s kernel",
+                          kRowsOrderLimits, p.item.seq,
+                          p.kind == SeqKind::kDecode ? "decode" : "general");
     }
   }
   return {};
