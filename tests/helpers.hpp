@@ -152,12 +152,8 @@ rpa_status run_one_call(const Case& c, const Layer& l, std::vector<uint8_t>& cac
 std::vector<double> reference_output(const Case& c, const Layer& l,
                                      const std::vector<uint8_t>& cache_after);
 
-// Tolerance for out elements: |got - want| <= abs + rel * |want|.
-struct Tolerance {
-  double abs;
-  double rel;
-};
-Tolerance tolerance(rpa_dtype act, rpa_dtype cache, int head_dim);
+using ref::Tolerance;
+using ref::tolerance;
 
 struct CheckStats {
   double worst_ratio = 0;  // max over elements of |err| / allowed

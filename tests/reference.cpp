@@ -223,4 +223,16 @@ void attention(const Problem& p, std::vector<double>& out) {
   }
 }
 
+Tolerance tolerance(rpa_dtype act, rpa_dtype cache, int head_dim) {
+  // bf16 activations and cache: the contract's bound (API.md), out rounding included.
+  if (act == RPA_BF16 && cache == RPA_BF16) return {head_dim > 256 ? 3e-2 : 2e-2, 0.0};
+  double abs;
+  if (act == RPA_F32 && cache == RPA_F32) abs = 1e-4;
+  else if (act == RPA_BF16 || cache == RPA_BF16 || is_quantized(cache)) abs = 2e-2;  // bf16 math allowed
+  else abs = 5e-3;  // f16 and f32 only: f16 math or better
+  if (head_dim > 256) abs *= 1.5;
+  const double rel = act == RPA_F32 ? 1e-4 : act == RPA_F16 ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+  return {abs, rel};
+}
+
 }  // namespace ref

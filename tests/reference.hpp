@@ -46,6 +46,14 @@ bool near_rounding_boundary(double x, rpa_dtype dt, double rel);
 
 // ---- Attention -------------------------------------------------------------
 
+// How far an out element may be from the reference: |got - want| <= abs +
+// rel * |want|, for inputs ~N(0,1) (API.md's accuracy, out rounding included).
+struct Tolerance {
+  double abs;
+  double rel;
+};
+Tolerance tolerance(rpa_dtype act, rpa_dtype cache, int head_dim);
+
 struct Problem {
   int num_q_heads = 0;   // Hq
   int num_kv_heads = 0;  // Hkv

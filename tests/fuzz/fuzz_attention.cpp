@@ -7,9 +7,14 @@
 //   - return one of rpa_status's values;
 //   - when it refuses (any status but RPA_OK), leave the cache and out
 //     byte-for-byte as they were;
-//   - when it succeeds, leave out's rows from cu_q_lens[num_seqs] on unwritten.
+//   - when it succeeds, leave out's rows from cu_q_lens[num_seqs] on unwritten;
+//   - in checked inputs (half of them: valid dtypes, finite options within
+//     the reference's premise, activations and cache values in [-2, 2], the
+//     cache written through rpa_cache_write), when it succeeds, match the
+//     float64 reference (tests/reference.cpp) computed from the cache as
+//     rpa_cache_read returns it after the call, within ref::tolerance.
 // Shapes stay small (a few pages of a few tokens) so that each input runs in
-// about a millisecond and the fuzzer explores the rules, not the arithmetic.
+// about a millisecond.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
@@ -21,6 +26,7 @@
 #include <limits>
 #include <vector>
 
+#include "reference.hpp"
 #include "rpa/rpa.h"
 
 namespace {
@@ -90,38 +96,142 @@ size_t act_bytes(int32_t raw) { return raw == RPA_F32 ? 4 : 2; }  // invalid one
 
 size_t count(int32_t declared) { return declared > 0 ? size_t(declared) : 0; }
 
+// The values of checked inputs: [-2, 2] from a generator seeded by the input
+// (the fuzzer's bytes run out long before a cache's elements do).
+struct Values {
+  uint64_t state;
+  float next() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return float(int32_t(state >> 40) - (1 << 23)) * (2.0f / float(1 << 23));
+  }
+};
+
+void store_act(uint8_t* dst, int32_t act, float x) {
+  if (act == RPA_F32) {
+    std::memcpy(dst, &x, 4);
+    return;
+  }
+  const rpa_dtype dt = act == RPA_F16 ? RPA_F16 : RPA_BF16;
+  const double r = ref::round_to(x, dt);
+  const uint16_t bits = dt == RPA_F16 ? ref::encode_f16(r) : ref::encode_bf16(r);
+  std::memcpy(dst, &bits, 2);
+}
+double load_act(const uint8_t* src, int32_t act) {
+  if (act == RPA_F32) {
+    float x;
+    std::memcpy(&x, src, 4);
+    return x;
+  }
+  uint16_t bits;
+  std::memcpy(&bits, src, 2);
+  return act == RPA_F16 ? ref::decode_f16(bits) : ref::decode_bf16(bits);
+}
+
+// A power of two or 0 (= 1): quantizing by it rounds the same in float and
+// in float64, so the reference's q quantization matches the library's.
+float scale_choice(FuzzedDataProvider& in) {
+  const float choices[] = {0.0f, 1.0f / 64, 1.0f / 32, 1.0f / 16};
+  return choices[in.ConsumeIntegralInRange<int>(0, 3)];
+}
+
+// out against the reference over rows [0, cu_q_lens[num_seqs]) of a call that
+// succeeded on a checked input.
+void check_against_reference(const rpa_cache_config& cache, const rpa_batch& batch,
+                             const rpa_options& opts, int32_t act, const uint8_t* queries,
+                             const uint8_t* kv_cache, const uint8_t* out) {
+  const int32_t num_seqs = batch.distribution[2];
+  const int32_t Hq = opts.num_q_heads, Hkv = cache.num_kv_heads, D = cache.head_dim;
+  ref::Problem p;
+  p.num_q_heads = Hq;
+  p.num_kv_heads = Hkv;
+  p.head_dim = D;
+  p.kv_lens.assign(batch.kv_lens, batch.kv_lens + num_seqs);
+  p.cu_q_lens.assign(batch.cu_q_lens, batch.cu_q_lens + num_seqs + 1);
+  const size_t row = size_t(Hkv) * size_t(D);
+  std::vector<float> k(row), v(row);
+  char err[256];
+  for (int32_t i = 0; i < num_seqs; ++i) {
+    std::vector<double> ks, vs;
+    for (int32_t t = 0; t < batch.kv_lens[i]; ++t) {
+      const int32_t page =
+          batch.page_indices[size_t(i) * size_t(batch.pages_per_seq) + size_t(t / cache.page_size)];
+      const rpa_status st =
+          rpa_cache_read(kv_cache, &cache, page, t % cache.page_size, k.data(), v.data(), RPA_F32,
+                         opts.k_scale, opts.v_scale, err, sizeof err);
+      require(st == RPA_OK, err);
+      ks.insert(ks.end(), k.begin(), k.end());
+      vs.insert(vs.end(), v.begin(), v.end());
+    }
+    p.k.push_back(std::move(ks));
+    p.v.push_back(std::move(vs));
+  }
+  const size_t rows = size_t(p.cu_q_lens.back());
+  const size_t elems = rows * size_t(Hq) * size_t(D);
+  const size_t esz = act_bytes(act);
+  for (size_t e = 0; e < elems; ++e) p.q.push_back(load_act(queries + e * esz, act));
+  p.sm_scale = opts.sm_scale;
+  p.causal = opts.causal != 0;
+  p.sliding_window = opts.sliding_window;
+  p.soft_cap = opts.soft_cap;
+  if (opts.sinks != nullptr) p.sinks.assign(opts.sinks, opts.sinks + Hq);
+  p.cache_dtype = cache.dtype;
+  p.q_scale = opts.q_scale;
+  std::vector<double> want(elems, 0.0);
+  ref::attention(p, want);
+  const ref::Tolerance tol = ref::tolerance(opts.act_dtype, cache.dtype, D);
+  for (size_t e = 0; e < elems; ++e) {
+    const double got = load_act(out + e * esz, act);
+    if (std::fabs(got - want[e]) <= tol.abs + tol.rel * std::fabs(want[e])) continue;
+    std::fprintf(stderr, "out row %zu head %zu dim %zu: %.6g, the reference %.6g\n",
+                 e / (size_t(Hq) * size_t(D)), e / size_t(D) % size_t(Hq), e % size_t(D), got,
+                 want[e]);
+    require(false, "out differs from the float64 reference");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
+  const bool checked = in.ConsumeBool();
+  Values values_from{in.ConsumeIntegral<uint64_t>()};
 
   rpa_cache_config cache;
   cache.num_kv_heads = declared(in, 3);
   cache.head_dim = declared(in, 40);
   cache.page_size = in.ConsumeBool() ? small_int(in, 0, 5) : small_int(in, 14, 18);
   cache.num_pages = small_int(in, 0, 12);
-  const int32_t cache_dtype = in.ConsumeIntegralInRange<int32_t>(-1, 6);
+  const int32_t cache_dtype = in.ConsumeIntegralInRange<int32_t>(checked ? 0 : -1, checked ? 5 : 6);
   set_dtype(&cache.dtype, cache_dtype);
 
   rpa_options opts;
   const int32_t group = in.ConsumeIntegralInRange<int32_t>(1, 4);
-  const int32_t act = in.ConsumeIntegralInRange<int32_t>(-1, 3);
+  const int32_t act = in.ConsumeIntegralInRange<int32_t>(checked ? 0 : -1, checked ? 2 : 3);
   rpa_default_options(&opts, cache.num_kv_heads > 0 ? cache.num_kv_heads * group : 1, RPA_BF16,
                       cache.head_dim > 0 ? cache.head_dim : 1);
   set_dtype(&opts.act_dtype, act);
-  if (in.ConsumeIntegralInRange<int>(0, 7) == 0) opts.num_q_heads = declared(in, 9);
-  if (in.ConsumeIntegralInRange<int>(0, 3) == 0) opts.sm_scale = any_float(in, 0.2f);
   opts.causal = in.ConsumeIntegralInRange<int32_t>(0, 1);
   opts.update_kv_cache = in.ConsumeIntegralInRange<int32_t>(0, 1);
-  if (in.ConsumeBool()) opts.sliding_window = small_int(in, 0, 20);
-  if (in.ConsumeBool()) opts.soft_cap = any_float(in, 30.0f);
-  if (in.ConsumeBool()) opts.q_scale = any_float(in, 0.05f);
-  if (in.ConsumeBool()) opts.k_scale = any_float(in, 0.05f);
-  if (in.ConsumeBool()) opts.v_scale = any_float(in, 0.05f);
-  opts.num_threads = in.ConsumeIntegralInRange<int32_t>(-1, 3);
+  opts.num_threads = in.ConsumeIntegralInRange<int32_t>(checked ? 0 : -1, 3);
+  if (checked) {
+    opts.sm_scale *= in.ConsumeFloatingPointInRange<float>(0.5f, 1.25f);
+    if (in.ConsumeBool()) opts.sliding_window = in.ConsumeIntegralInRange<int32_t>(0, 20);
+    if (in.ConsumeBool()) opts.soft_cap = in.ConsumeFloatingPointInRange<float>(1.0f, 30.0f);
+    opts.q_scale = scale_choice(in);
+    opts.k_scale = scale_choice(in);
+    opts.v_scale = scale_choice(in);
+  } else {
+    if (in.ConsumeIntegralInRange<int>(0, 7) == 0) opts.num_q_heads = declared(in, 9);
+    if (in.ConsumeIntegralInRange<int>(0, 3) == 0) opts.sm_scale = any_float(in, 0.2f);
+    if (in.ConsumeBool()) opts.sliding_window = small_int(in, 0, 20);
+    if (in.ConsumeBool()) opts.soft_cap = any_float(in, 30.0f);
+    if (in.ConsumeBool()) opts.q_scale = any_float(in, 0.05f);
+    if (in.ConsumeBool()) opts.k_scale = any_float(in, 0.05f);
+    if (in.ConsumeBool()) opts.v_scale = any_float(in, 0.05f);
+  }
   const size_t num_q_heads = count(opts.num_q_heads);
   std::vector<float> sinks(num_q_heads + 1);
-  for (float& s : sinks) s = any_float(in, 1.0f);
+  for (float& s : sinks) s = checked ? 1.5f * values_from.next() : any_float(in, 1.0f);
   if (in.ConsumeBool()) opts.sinks = sinks.data();
 
   rpa_batch batch;
@@ -152,14 +262,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t kv_row = count(cache.num_kv_heads) * count(cache.head_dim) * act_bytes(act);
   std::vector<uint8_t> queries(tokens * q_row + 1), keys(tokens * kv_row + 1),
       values(tokens * kv_row + 1), out(tokens * q_row + 1, kCanary);
-  // Activations and the cache from the remaining bytes: any bit pattern,
-  // NaN and Inf included (they must propagate, never crash).
-  for (auto* buffer : {&queries, &keys, &values})
-    for (uint8_t& b : *buffer) b = in.ConsumeIntegral<uint8_t>();
+  // Unchecked activations come from the remaining bytes: any bit pattern, NaN
+  // and Inf included (they must propagate, never crash).
+  for (auto* buffer : {&queries, &keys, &values}) {
+    const size_t esz = act_bytes(act);
+    for (size_t i = 0; i + esz <= buffer->size(); i += esz) {
+      if (checked)
+        store_act(buffer->data() + i, act, values_from.next());
+      else
+        for (size_t b = 0; b < esz; ++b) (*buffer)[i + b] = in.ConsumeIntegral<uint8_t>();
+    }
+  }
   const size_t cache_bytes = rpa_cache_bytes(&cache);
   std::vector<uint8_t> kv_cache(cache_bytes <= (size_t(1) << 22) ? cache_bytes + 1 : 1);
   for (size_t i = 0; i < kv_cache.size(); ++i) kv_cache[i] = uint8_t(i * 131 + 7);
   if (cache_bytes + 1 != kv_cache.size()) return 0;  // a valid but large config: skip
+  if (checked && cache_bytes > 0) {
+    std::vector<float> k(count(cache.num_kv_heads) * count(cache.head_dim)), v(k.size());
+    for (int32_t page = 0; page < cache.num_pages; ++page)
+      for (int32_t slot = 0; slot < cache.page_size; ++slot) {
+        for (size_t e = 0; e < k.size(); ++e) k[e] = values_from.next(), v[e] = values_from.next();
+        char err[256];
+        require(rpa_cache_write(kv_cache.data(), &cache, page, slot, k.data(), v.data(), RPA_F32,
+                                opts.k_scale, opts.v_scale, err, sizeof err) == RPA_OK,
+                err);
+      }
+  }
 
   const std::vector<uint8_t> cache_before = kv_cache;
   char err[256];
@@ -187,5 +315,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t used_rows = size_t(cu_q_lens[size_t(distribution[2])]);
   for (size_t i = used_rows * q_row; i < out.size(); ++i)
     require(out[i] == kCanary, "out written past cu_q_lens[num_seqs]");
+  if (checked)
+    check_against_reference(cache, batch, opts, act, queries.data(), kv_cache.data(), out.data());
   return 0;
 }
