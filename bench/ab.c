@@ -133,12 +133,15 @@ static float float_of_bf16(uint16_t h) {
 
 /* The cache on huge pages where the kernel grants them, as rpa-bench and
  * README.md advise engines: random page reads then cost no TLB walk each. */
-static uint8_t* alloc_cache(size_t bytes) {
+static size_t mapped_bytes(size_t bytes) {
   const size_t huge = (size_t)2 << 20;
-  const size_t mapped = (bytes + huge - 1) / huge * huge;
-  void* p = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return (bytes + huge - 1) / huge * huge;
+}
+static uint8_t* alloc_cache(size_t bytes) {
+  void* p = mmap(NULL, mapped_bytes(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
   if (p == MAP_FAILED) fail("mmap", "out of memory");
-  madvise(p, mapped, MADV_HUGEPAGE);
+  madvise(p, mapped_bytes(bytes), MADV_HUGEPAGE);
   return p;
 }
 
@@ -349,5 +352,18 @@ int main(int argc, char** argv) {
     if (d > max_diff) max_diff = d;
   }
   printf("max |A - B| over out = %g\n", max_diff);
+
+  for (int s = 0; s < 2; ++s) {
+    munmap(sides[s].cache, mapped_bytes(cache_bytes));
+    free(sides[s].out);
+    free(sides[s].ms);
+  }
+  free(queries);
+  free(keys);
+  free(values);
+  free(order);
+  free(page_indices);
+  free(kv_lens);
+  free(cu_q_lens);
   return 0;
 }
