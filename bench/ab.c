@@ -6,9 +6,8 @@
  *
  *   rpa-ab LIB_A LIB_B [--decodes N] [--decode-kv L] [--prefills N] [--q-len Q]
  *          [--cached C] [--page-size P] [--cache-dtype bf16|fp8_e4m3|int8]
- *          [--q-heads H] [--kv-heads H] [--head-dim D] [--threads T] [--rounds
- * R]
- *          [--tune-a NAME=0|1]... [--tune-b NAME=0|1]...
+ *          [--q-heads H] [--kv-heads H] [--head-dim D] [--threads T]
+ *          [--rounds R] [--tune-a NAME=0|1]... [--tune-b NAME=0|1]...
  *
  * The batch (bf16 activations, causal, the fused K/V write on): N decodes at
  * kv_len L, then N prefills of Q new tokens after C cached ones; each sequence
@@ -198,46 +197,43 @@ int main(int argc, char** argv) {
   int page_size = 16, num_q_heads = 32, num_kv_heads = 8, head_dim = 128, threads = 2, rounds = 20;
   rpa_dtype cache_dtype = RPA_BF16;
   const char* dtype_name = "bf16";
+  /* The integer options: flag, where it goes, its least value. */
+  const struct {
+    const char* flag;
+    int* value;
+    int min;
+  } int_options[] = {
+      {"--decodes", &num_decodes, 0},     {"--decode-kv", &decode_kv, 1},
+      {"--prefills", &num_prefills, 0},   {"--q-len", &q_len, 1},
+      {"--cached", &cached, 0},           {"--page-size", &page_size, 1},
+      {"--q-heads", &num_q_heads, 1},     {"--kv-heads", &num_kv_heads, 1},
+      {"--head-dim", &head_dim, 1},       {"--threads", &threads, 0},
+      {"--rounds", &rounds, 1},
+  };
+  const size_t num_int_options = sizeof int_options / sizeof int_options[0];
   for (int i = 3; i < argc; i += 2) {
     const char* flag = argv[i];
     if (i + 1 >= argc) fail(flag, "needs a value");
     const char* value = argv[i + 1];
-    if (!strcmp(flag, "--decodes"))
-      num_decodes = int_arg(flag, value, 0);
-    else if (!strcmp(flag, "--decode-kv"))
-      decode_kv = int_arg(flag, value, 1);
-    else if (!strcmp(flag, "--prefills"))
-      num_prefills = int_arg(flag, value, 0);
-    else if (!strcmp(flag, "--q-len"))
-      q_len = int_arg(flag, value, 1);
-    else if (!strcmp(flag, "--cached"))
-      cached = int_arg(flag, value, 0);
-    else if (!strcmp(flag, "--page-size"))
-      page_size = int_arg(flag, value, 1);
-    else if (!strcmp(flag, "--q-heads"))
-      num_q_heads = int_arg(flag, value, 1);
-    else if (!strcmp(flag, "--kv-heads"))
-      num_kv_heads = int_arg(flag, value, 1);
-    else if (!strcmp(flag, "--head-dim"))
-      head_dim = int_arg(flag, value, 1);
-    else if (!strcmp(flag, "--threads"))
-      threads = int_arg(flag, value, 0);
-    else if (!strcmp(flag, "--rounds"))
-      rounds = int_arg(flag, value, 1);
-    else if (!strcmp(flag, "--tune-a"))
+    size_t k = 0;
+    while (k < num_int_options && strcmp(flag, int_options[k].flag) != 0) ++k;
+    if (k < num_int_options) {
+      *int_options[k].value = int_arg(flag, value, int_options[k].min);
+    } else if (!strcmp(flag, "--tune-a")) {
       add_tuning(&sides[0], value);
-    else if (!strcmp(flag, "--tune-b"))
+    } else if (!strcmp(flag, "--tune-b")) {
       add_tuning(&sides[1], value);
-    else if (!strcmp(flag, "--cache-dtype")) {
+    } else if (!strcmp(flag, "--cache-dtype")) {
       dtype_name = value;
-      if (!strcmp(value, "bf16"))
+      if (!strcmp(value, "bf16")) {
         cache_dtype = RPA_BF16;
-      else if (!strcmp(value, "fp8_e4m3"))
+      } else if (!strcmp(value, "fp8_e4m3")) {
         cache_dtype = RPA_FP8_E4M3;
-      else if (!strcmp(value, "int8"))
+      } else if (!strcmp(value, "int8")) {
         cache_dtype = RPA_INT8;
-      else
+      } else {
         fail(flag, "bf16, fp8_e4m3 or int8");
+      }
     } else {
       fail("unknown option", flag);
     }
@@ -271,7 +267,7 @@ int main(int argc, char** argv) {
     order[j] = t;
   }
   for (int i = 0, next = 0; i < num_seqs; ++i)
-    for (int p = 0; p < (kv_lens[i] + page_size - 1) / page_size; ++p)
+    for (int p = 0; p * page_size < kv_lens[i]; ++p)
       page_indices[(size_t)i * (size_t)pages_per_seq + (size_t)p] = order[next++];
   const int32_t distribution[3] = {num_decodes, num_seqs, num_seqs};
   const int num_tokens = cu_q_lens[num_seqs];
@@ -297,8 +293,7 @@ int main(int argc, char** argv) {
     Side* side = &sides[s];
     side->default_options(&opts[s], num_q_heads, RPA_BF16, head_dim);
     opts[s].num_threads = threads;
-    /* int8 fill values are at most 96 in magnitude: 1/32 keeps K and V near 1.
-     */
+    /* int8 fill values are at most 96 in magnitude: 1/32 keeps K and V near 1. */
     if (cache_dtype == RPA_INT8) opts[s].k_scale = opts[s].v_scale = 1.0f / 32;
     side->cache = alloc_cache(cache_bytes);
     side->out = calloc(q_elems, 2);
@@ -310,8 +305,7 @@ int main(int argc, char** argv) {
 
   printf("A %s (%s) | B %s (%s)\n", sides[0].path, sides[0].isa(), sides[1].path, sides[1].isa());
   printf(
-      "%d decodes at kv %d + %d prefills of %d after %d | Hq %d Hkv %d D %d "
-      "page %d %s | "
+      "%d decodes at kv %d + %d prefills of %d after %d | Hq %d Hkv %d D %d page %d %s | "
       "%.1f MiB cache | %d threads, %d rounds\n",
       num_decodes, decode_kv, num_prefills, q_len, cached, num_q_heads, num_kv_heads, head_dim,
       page_size, dtype_name, (double)cache_bytes / (1 << 20), threads, rounds);
@@ -337,8 +331,7 @@ int main(int argc, char** argv) {
     min_ms[s] = sides[s].ms[0]; /* median() sorted them */
   }
   printf(
-      "A min %.3f med %.3f ms | B min %.3f med %.3f ms | B/A min %.3f med "
-      "%.3f\n",
+      "A min %.3f med %.3f ms | B min %.3f med %.3f ms | B/A min %.3f med %.3f\n",
       min_ms[0], median_ms[0], min_ms[1], median_ms[1], min_ms[1] / min_ms[0],
       median_ms[1] / median_ms[0]);
   double max_diff = 0;
