@@ -32,15 +32,10 @@ struct Ops {
   static __m512i zero_words() { return _mm512_setzero_si512(); }
   static void store_words(uint32_t* p, __m512i w) { _mm512_storeu_si512(p, w); }
 
-  // x[0 .. n) (n a multiple of 16) rounded to nearest-even bf16 in place:
-  // afterwards 32-bit word j of x holds bf16(x[2j]) | bf16(x[2j+1]) << 16.
-  // Chunk k writes over floats 8k .. 8k+7, which chunk k/2 has already read.
-  static void round_to_bf16_pairs(float* x, int32_t n) {
-    for (int32_t i = 0; i < n; i += 16) {
-      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<uint16_t*>(x) + i),
-                          (__m256i)h);
-    }
+  // x's 16 floats rounded to bf16 (vcvtneps2bf16: to nearest even, subnormals
+  // flushed), stored at dst.
+  static void store_bf16(uint16_t* dst, F x) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), (__m256i)_mm512_cvtneps_pbh(x));
   }
 
   // Per lane: the bf16 of lo in the low half, of hi in the high half, for

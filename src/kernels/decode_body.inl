@@ -363,30 +363,50 @@ inline void decode_values(const AttentionCall& c, const DecodeBlock& block, cons
   }
 }
 
+// Stores a vector of a row's probabilities, from position c0 on: as fp32 in
+// place, or (kBf16) rounded to bf16 at bf16 index c0 of the row, the pair
+// tiles' P words; those bytes lie over floats the pass has read already.
+template <bool kBf16, class O = Ops>
+inline void store_probabilities(float* row, int32_t c0, typename O::F e) {
+  if constexpr (kBf16) {
+    O::store_bf16(reinterpret_cast<uint16_t*>(row) + c0, e);
+  } else {
+    O::store(row + c0, e);
+  }
+}
+
 // Softmax step of R rows over a block's scores (rows s_width apart): masks
 // slots outside [slot_lo, slot_hi) (in the edge chunks only: a lane mask
 // costs ~6 vector ops per chunk, more than the rest of the first pass),
-// applies the score scale (when not folded into q), then k_scale (two
-// multiplies: their product may overflow where the score does not), and the
-// soft cap, updates m and l, turns the scores into probabilities in place and
-// sets alpha, the rescale factor of acc. The rows go together so their exp
-// polynomials (a ~40-cycle dependent chain) overlap: one row at a time, a
-// page-16 page has only two chunks per row, and the softmax took ~18% of a
-// single-thread bf16 decode in a perf profile.
-template <int R>
+// applies the score scale (when not folded into q) and k_scale, and the soft
+// cap, updates m and l, turns the scores into probabilities in place (fp32,
+// or bf16 for the pair tiles) and sets alpha, the rescale factor of acc.
+// Without a soft cap the scales go into the exp pass's one FMA, so the first
+// pass only reads (with the bf16 stores below, 11% off a pair-tile prefill's
+// softmax time on a Xeon, rdtsc per phase); where their product (with
+// log2(e)) is not a positive normal float, two multiplies on the stored
+// scores instead, since the product may overflow where the scaled score does
+// not. The rows go
+// together so their exp polynomials (a ~40-cycle dependent chain) overlap:
+// one row at a time, a page-16 page has only two chunks per row, and the
+// softmax took ~18% of a single-thread bf16 decode in a perf profile.
+template <int R, bool kBf16Probabilities = false>
 inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int32_t slot_hi,
                                 float scale, float k_scale, float soft_cap, float* m, float* l,
                                 float* alpha) {
   constexpr int L = Ops::kLanes;
   using F = typename Ops::F;
+  constexpr float kLog2e = 1.44269504088896341f;
   const int32_t c_begin = slot_lo / L * L;
+  const float factor = scale * k_scale;
+  const bool folded = soft_cap <= 0 && factor > 0 && std::isnormal(factor) &&
+                      std::isnormal(factor * kLog2e);
   F mx[R];
   for (int r = 0; r < R; ++r) mx[r] = Ops::set1(-INFINITY);
-  if (scale == 1.0f && k_scale == 1.0f && soft_cap <= 0) {
-    // No transform (bf16 and f32 caches without scales): the scores are
-    // their own stored values, so pass 1 only reads them (pass 2 masks the
-    // edge chunks again), in a loop with no per-chunk tests of the options
-    // (those tests took a visible share of a prefill's softmax in perf).
+  if (folded) {
+    // Pass 1 reads the raw scores (pass 2 masks the edge chunks again), in a
+    // loop with no per-chunk tests of the options (those tests took a visible
+    // share of a prefill's softmax in perf).
     for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
       const bool edge = c0 < slot_lo || c0 + L > slot_hi;
       for (int r = 0; r < R; ++r) {
@@ -411,24 +431,24 @@ inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int3
       }
     }
   }
+  const float x_factor = folded ? factor : 1.0f;  // what the stored scores still need
   float m_new[R];
   F sum[R];
   for (int r = 0; r < R; ++r) {
-    const float page_max = Ops::reduce_max(mx[r]);
+    const float page_max = Ops::reduce_max(mx[r]) * x_factor;
     m_new[r] = page_max > m[r] ? page_max : m[r];
     alpha[r] = m_new[r] > m[r] ? Ops::exp1(m[r] - m_new[r]) : 1.0f;
     sum[r] = Ops::zero();
   }
-  // exp(x - m) = 2^(x log2(e) - m log2(e)): one FMA before Ops::exp2.
-  constexpr float kLog2e = 1.44269504088896341f;
-  const F log2e = Ops::set1(kLog2e);
+  // exp(x f - m) = 2^(x f log2(e) - m log2(e)): one FMA before Ops::exp2.
+  const F x_coef = Ops::set1(x_factor * kLog2e);
   for (int32_t c0 = c_begin; c0 < slot_hi; c0 += L) {
     const bool edge = c0 < slot_lo || c0 + L > slot_hi;
     for (int r = 0; r < R; ++r) {
       float* sr = s + size_t(r) * s_width;
-      F e = Ops::exp2(Ops::fmadd(Ops::load(sr + c0), log2e, Ops::set1(-m_new[r] * kLog2e)));
+      F e = Ops::exp2(Ops::fmadd(Ops::load(sr + c0), x_coef, Ops::set1(-m_new[r] * kLog2e)));
       if (edge) e = Ops::keep_lanes(e, slot_lo - c0, slot_hi - c0, 0.0f);
-      Ops::store(sr + c0, e);
+      store_probabilities<kBf16Probabilities>(sr, c0, e);
       sum[r] = Ops::add(sum[r], e);
     }
   }

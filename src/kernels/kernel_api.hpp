@@ -2,6 +2,7 @@
 // function pointers only: nothing here is compiled differently per ISA.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -118,13 +119,23 @@ inline size_t decode_scratch_floats(const CacheLayout& l, int32_t num_q_heads, i
 // item's score rows (64 x 128 dims x 2 x 4 bytes = 64 KiB, L2-resident next to
 // the item's queries and accumulators).
 inline constexpr size_t kPrefillBlockTokens = 64;
-// Widest register tile of the prefill kernel, in floats (2 vectors of 16).
+// The AMX tiles' blocks (prefill_amx.inl), the largest.
+inline constexpr size_t kMaxPrefillBlockTokens = 256;
+// Widest register tile of the prefill kernel, in floats (2 vectors of 16),
+// and most scores of a slab (prefill_body.inl; AMX's 16 rows x 256 tokens).
 inline constexpr size_t kMaxTileWidth = 32;
+inline constexpr size_t kMaxPrefillSlabScores = 16 * 256;
+// Query rows and K tile rows of a prefill item, in floats: its dims, or the
+// 16 dim pairs of one AMX tile's depth where head_dim is below 32.
+inline size_t prefill_query_floats(const CacheLayout& l) {
+  return std::max<size_t>(size_t(l.dim_groups) * l.pack, 16);
+}
 
-// Floats of a prefill item's tiles per score row: its query, output
-// accumulators, scores, and 6 floats of softmax state and column bounds.
+// Floats per score row the planner sizes prefill items by: the row's query,
+// output accumulators, a block's scores and 6 floats of softmax state and
+// column bounds. The scores are a row tile's at a time (prefill_scratch_floats).
 inline size_t prefill_row_floats(const CacheLayout& l) {
-  const size_t dims = size_t(l.dim_groups) * l.pack;
+  const size_t dims = prefill_query_floats(l);
   const size_t o_stride = round_up(size_t(l.head_dim), kMaxTileWidth);
   return dims + o_stride + kPrefillBlockTokens + 6;
 }
@@ -132,11 +143,12 @@ inline size_t prefill_row_floats(const CacheLayout& l) {
 // Float scratch of a prefill item of `rows` query rows (score rows M = rows * group).
 inline size_t prefill_scratch_floats(const CacheLayout& l, int32_t group, int32_t rows) {
   const size_t M = size_t(rows) * group;
-  const size_t N = kPrefillBlockTokens;
-  const size_t dims = size_t(l.dim_groups) * l.pack;
+  const size_t N = kMaxPrefillBlockTokens;
+  const size_t dims = prefill_query_floats(l);
   const size_t o_stride = round_up(size_t(l.head_dim), kMaxTileWidth);
+  const size_t per_row = dims + o_stride + 6;
   // + up to 15 floats before each of the 11 regions, to start it on a 64-byte line.
-  return M * prefill_row_floats(l) + dims * (N + kMaxLanes) + N * o_stride + 11 * 16;
+  return M * per_row + kMaxPrefillSlabScores + dims * (N + kMaxLanes) + N * o_stride + 11 * 16;
 }
 
 }  // namespace

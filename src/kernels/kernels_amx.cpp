@@ -9,6 +9,8 @@
 #endif
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "cache/convert.hpp"
 #include "cache/token_io.hpp"

@@ -465,8 +465,11 @@ inline constexpr int kPrefetchLinesPerTile = 16;
 // kTileVecs vectors, in the arithmetic of T (load, broadcast, madd).
 template <class T>
 struct RegisterTileLoops {
+  static constexpr int32_t kBlockTokens = int32_t(kPrefillBlockTokens);
   static constexpr int kTileRows = Ops::kTileRows;
+  static constexpr int kSlabRows = 24;  // 4 or 2 tiles (AVX2, AVX-512)
   static constexpr int32_t kTileWidth = Ops::kTileVecs * Ops::kLanes;  // tokens (S) or dims (O)
+  static int32_t padded_depth(int32_t depth) { return depth; }
   struct Session {};  // nothing held across an item's tiles
   // s[r][0 .. kTileWidth) for `rows` (<= kTileRows) rows.
   template <class E>
@@ -501,8 +504,8 @@ struct FmaTiles : RegisterTileLoops<FmaTiles> {
 
   template <rpa_dtype kCache, rpa_dtype kAct>
   static void load_query_row(const AttentionCall& c, int32_t r, int32_t head, float* q,
-                             int32_t dims) {
-    load_query<kCache, kAct>(c, r, head, q, dims);
+                             int32_t depth) {
+    load_query<kCache, kAct>(c, r, head, q, depth);
   }
   template <rpa_dtype kCache>
   static void stage_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
@@ -513,7 +516,6 @@ struct FmaTiles : RegisterTileLoops<FmaTiles> {
     }
     widen_block<kCache>(c, pages, kv_head, t0, n, kt, kt_stride, vt, vt_stride);
   }
-  static void finish_probabilities(float*, int32_t) {}
   // o[0 .. o_stride) += sum over t in [t_lo, t_hi) of p[t] * vt[t], one row.
   static void add_positions(const float* p, const float* vt, int32_t vt_stride, int32_t t_lo,
                             int32_t t_hi, float* o, int32_t o_stride) {
@@ -555,11 +557,11 @@ struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
   }
 
   static uint32_t* words(float* x) { return reinterpret_cast<uint32_t*>(x); }
-  // The row's dims / 2 words at the start of its dims floats.
+  // The row's depth words (dim pairs, zero past head_dim) at the start of its floats.
   template <rpa_dtype kCache, rpa_dtype>
   static void load_query_row(const AttentionCall& c, int32_t r, int32_t head, float* q,
-                             int32_t dims) {
-    load_query_pairs<kCache>(c, r, head, words(q), dims / 2);
+                             int32_t depth) {
+    load_query_pairs<kCache>(c, r, head, words(q), depth);
   }
   template <rpa_dtype kCache>
   static void stage_block(const AttentionCall& c, const int32_t* pages, int32_t kv_head, int32_t t0,
@@ -574,7 +576,6 @@ struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
       stage_quad_block<kCache>(c, pages, kv_head, t0, n, words(kt), kt_stride, words(vt), vt_stride);
     }
   }
-  static void finish_probabilities(float* p, int32_t n) { Ops::round_to_bf16_pairs(p, n); }
   static void add_positions(const float* p, const float* vt, int32_t vt_stride, int32_t t_lo,
                             int32_t t_hi, float* o, int32_t o_stride) {
     for (int32_t t = t_lo; t < t_hi; ++t)
@@ -584,20 +585,130 @@ struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
 };
 #endif
 
+// One item's tiles on policy T and the block being walked: what the three
+// steps of a slab of T::kSlabRows score rows share. A slab runs its S,
+// softmax and P.V back to back, so its scores (16 KiB for AMX) stay in L1
+// between them; with every row's scores computed first they streamed through
+// L2 (AMX P1-P3 11-13% faster, A/B on a Xeon). A slab is whole register
+// tiles and whole runs of the G rows that see the same columns (24 rows: G =
+// 1, 2, 3, 4, 6, 8), so the softmax takes them kSoftmaxRows at a time (AVX2's
+// 6-row tiles alone split the runs of G = 4: P1 2.7% slower on a Xeon).
+template <class T>
+struct PrefillTileSteps {
+  static constexpr int32_t N = T::kBlockTokens;
+  static constexpr int32_t kTileWidth = T::kTileWidth;  // tokens (S) or dims (O) per tile
+  static constexpr int32_t kPositionsPerElem = T::kPairs ? 2 : 1;
+  using Elem = typename T::Elem;
+
+  const AttentionCall& c;
+  const float* q;  // [M][q_width]
+  int32_t q_width, depth;
+  float* o;  // [M][o_stride]
+  int32_t o_stride;
+  float* s;  // [kSlabRows][N]: the slab's scores, then probabilities
+  const float* kt;  // [depth][kt_stride]
+  int32_t kt_stride;
+  const float* vt;  // [N][o_stride]
+  float* m;
+  float* l;
+  const int32_t* col_lo;  // [M] the block's columns a row sees
+  const int32_t* col_hi;
+  float score_scale;
+  typename T::Session session{};
+
+  static const Elem* tiles(const float* x) { return reinterpret_cast<const Elem*>(x); }
+
+  // S of the tile of rows [m0, m0 + rows) of the slab from slab0, over the
+  // tiles of columns some row sees.
+  void scores(int32_t slab0, int32_t m0, int32_t rows, BlockPrefetch& prefetch) {
+    int32_t u_lo = N, u_hi = 0;
+    for (int32_t row = m0; row < m0 + rows; ++row) {
+      if (col_lo[row] >= col_hi[row]) continue;
+      u_lo = min_i32(u_lo, col_lo[row]);
+      u_hi = max_i32(u_hi, col_hi[row]);
+    }
+    for (int32_t c0 = u_lo / kTileWidth * kTileWidth; c0 < u_hi; c0 += kTileWidth) {
+      prefetch.step(kPrefetchLinesPerTile);
+      T::scores(session, tiles(q) + size_t(m0) * q_width, q_width, tiles(kt) + c0, kt_stride,
+                depth, s + size_t(m0 - slab0) * N + c0, N, rows);
+    }
+  }
+
+  // Softmax of each row over its columns, up to kSoftmaxRows rows that see
+  // the same columns at once (the G heads of a query row do), so their exp
+  // chains overlap; O rescaled where the max grew.
+  void softmax(int32_t slab0, int32_t rows) {
+    constexpr int kSoftmaxRows = 4;
+    for (int32_t row = slab0; row < slab0 + rows;) {
+      int32_t run = 1;
+      while (run < kSoftmaxRows && row + run < slab0 + rows &&
+             col_lo[row + run] == col_lo[row] && col_hi[row + run] == col_hi[row])
+        ++run;
+      if (col_lo[row] < col_hi[row]) {
+        float alpha[kSoftmaxRows];
+        with_tile_rows<kSoftmaxRows>(run, [&](auto r) {
+          decode_softmax_rows<decltype(r)::value, T::kPairs>(
+              s + size_t(row - slab0) * N, N, col_lo[row], col_hi[row], score_scale, c.k_scale,
+              c.soft_cap, &m[row], &l[row], alpha);
+        });
+        for (int32_t k = 0; k < run; ++k)
+          if (alpha[k] != 1.0f) scale_row(o + size_t(row + k) * o_stride, o_stride, alpha[k]);
+      }
+      row += run;
+    }
+  }
+
+  // O += P V of the tile of rows [m0, m0 + rows) of the slab from slab0: the
+  // tile over the columns all its rows see (whole pairs of them for pair
+  // tiles), then each row's own remaining columns.
+  void values(int32_t slab0, int32_t m0, int32_t rows, int32_t n) {
+    int32_t common_lo = 0, common_hi = n;
+    for (int32_t row = m0; row < m0 + rows; ++row) {
+      common_lo = max_i32(common_lo, col_lo[row]);
+      common_hi = min_i32(common_hi, col_hi[row]);
+    }
+    common_lo = int32_t(round_up(size_t(common_lo), kPositionsPerElem));
+    common_hi -= common_hi % kPositionsPerElem;
+    // No common columns: the edges below then cover each row's own range whole.
+    if (common_lo >= common_hi) common_lo = common_hi = 0;
+    if (common_lo < common_hi) {
+      T::values(session, tiles(s + size_t(m0 - slab0) * N), N, tiles(vt),
+                common_lo / kPositionsPerElem,
+                common_hi / kPositionsPerElem, o + size_t(m0) * o_stride, o_stride, rows);
+    }
+    for (int32_t row = m0; row < m0 + rows; ++row) {
+      const int32_t edges[2][2] = {{col_lo[row], min_i32(col_hi[row], common_lo)},
+                                   {max_i32(col_lo[row], common_hi), col_hi[row]}};
+      for (const auto& edge : edges) {
+        if (edge[0] < edge[1])
+          T::add_positions(s + size_t(row - slab0) * N, vt, o_stride, edge[0], edge[1],
+                           o + size_t(row) * o_stride, o_stride);
+      }
+    }
+  }
+};
+
 // The kernel body on the tiles of policy T (FmaTiles, Bf16PairTiles or AmxTiles).
 template <rpa_dtype kCache, rpa_dtype kAct, class T>
 void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kPack = pack_of(kCache);
   constexpr int kRows = T::kTileRows;
+  constexpr int kSlabRows = T::kSlabRows;
   constexpr int32_t kTileWidth = T::kTileWidth;  // tokens (S) or dims (O) per tile
-  constexpr int32_t N = int32_t(kPrefillBlockTokens);
+  constexpr int32_t N = T::kBlockTokens;
   constexpr float kUnscale = 1.0f / Ops::template scaled_expand_scale<kCache>();
   static_assert(N % kTileWidth == 0, "a block is whole register tiles of tokens");
+  static_assert(N <= int32_t(kMaxPrefillBlockTokens) &&
+                    size_t(kSlabRows) * N <= kMaxPrefillSlabScores && kSlabRows % kRows == 0,
+                "prefill_scratch_floats covers the tiles, a slab whole tiles");
   const CacheLayout& lay = c.layout;
   const int32_t D = lay.head_dim;
   const int32_t G = c.group;
   const int32_t dims = lay.dim_groups * kPack;  // K rows, and the query's padded width
-  const int32_t depth = T::kPairs ? dims / 2 : dims;  // of Q.K^T, in tile elements
+  const int32_t staged_depth = T::kPairs ? dims / 2 : dims;  // K tile rows stage_block fills
+  // Of Q.K^T, in tile elements; rows past staged_depth are zero in Q and K.
+  const int32_t depth = T::padded_depth(staged_depth);
+  const int32_t q_width = max_i32(dims, depth);  // floats of a query row
   const int32_t o_stride = int32_t(round_up(size_t(D), kTileWidth));
   // Rows of the tiles start on 64-byte lines (strides of whole lines), so no
   // vector load of the register tiles straddles two lines.
@@ -610,10 +721,10 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
     next = region + floats;
     return region;
   };
-  float* q = carve(size_t(M) * dims);          // [M][dims], score scale folded in
+  float* q = carve(size_t(M) * q_width);       // [M][q_width], score scale folded in
   float* o = carve(size_t(M) * o_stride);      // [M][o_stride]
-  float* s = carve(size_t(M) * N);             // [M][N]: scores, then probabilities
-  float* kt = carve(size_t(dims) * kt_stride); // [dims][kt_stride]
+  float* s = carve(size_t(kSlabRows) * N);     // [kSlabRows][N]: a slab's scores
+  float* kt = carve(size_t(q_width) * kt_stride);  // [depth][kt_stride]
   float* vt = carve(size_t(N) * o_stride);     // [N][o_stride]
   float* m = carve(M);                         // [M] running max
   float* l = carve(M);                         // [M] running sum
@@ -639,7 +750,7 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
       const int32_t head = w.kv_head * G + hh;
       lo[row] = row_lo;
       hi[row] = row_hi;
-      T::template load_query_row<kCache, kAct>(c, r, head, q + size_t(row) * dims, dims);
+      T::template load_query_row<kCache, kAct>(c, r, head, q + size_t(row) * q_width, depth);
       start_softmax(c, head, true, &m[row], &l[row]);
       for (int32_t d = 0; d < o_stride; ++d) o[size_t(row) * o_stride + d] = 0;
     }
@@ -648,12 +759,13 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
   // Pair tiles pair positions from an even one, as the V words do; the tiles
   // then hold T::Elem words where the fp32 tiles hold floats.
   if constexpr (T::kPairs) t_begin -= t_begin % 2;
-  constexpr int32_t kPositionsPerElem = T::kPairs ? 2 : 1;
-  const auto tiles = [](float* x) { return reinterpret_cast<const typename T::Elem*>(x); };
   // Pair tiles' queries are unscaled (load_query_pairs).
   const float q_scale = is_quantized_dtype(kCache) && c.q_scale > 0 ? c.q_scale : 1.0f;
   const float score_scale = T::kPairs ? c.sm_scale * q_scale : kUnscale;
-  typename T::Session session;
+  for (int32_t k = staged_depth; k < depth; ++k)
+    std::memset(kt + size_t(k) * kt_stride, 0, size_t(kt_stride) * sizeof(float));
+  PrefillTileSteps<T> steps{c,  q,  q_width, depth, o,      o_stride, s,
+                            kt, kt_stride, vt, m, l, col_lo, col_hi, score_scale};
   for (int32_t t0 = t_begin; t0 < t_end; t0 += N) {
     const int32_t n = min_i32(N, t_end - t0);
     T::template stage_block<kCache>(c, pages, w.kv_head, t0, n, kt, kt_stride, vt, o_stride);
@@ -663,76 +775,15 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
       col_lo[row] = max_i32(lo[row] - t0, 0);
       col_hi[row] = min_i32(hi[row] - t0, n);
     }
-
-    // S, over the register tiles of columns some row of the tile sees.
-    for (int32_t m0 = 0; m0 < M; m0 += kRows) {
-      const int32_t rows = min_i32(kRows, M - m0);
-      int32_t u_lo = N, u_hi = 0;
-      for (int32_t row = m0; row < m0 + rows; ++row) {
-        if (col_lo[row] >= col_hi[row]) continue;
-        u_lo = min_i32(u_lo, col_lo[row]);
-        u_hi = max_i32(u_hi, col_hi[row]);
-      }
-      for (int32_t c0 = u_lo / kTileWidth * kTileWidth; c0 < u_hi; c0 += kTileWidth) {
-        prefetch.step(kPrefetchLinesPerTile);
-        T::scores(session, tiles(q) + size_t(m0) * dims, dims, tiles(kt) + c0, kt_stride, depth,
-                  s + size_t(m0) * N + c0, N, rows);
-      }
+    for (int32_t slab0 = 0; slab0 < M; slab0 += kSlabRows) {
+      const int32_t slab_end = min_i32(M, slab0 + kSlabRows);
+      for (int32_t m0 = slab0; m0 < slab_end; m0 += kRows)
+        steps.scores(slab0, m0, min_i32(kRows, slab_end - m0), prefetch);
+      steps.softmax(slab0, slab_end - slab0);
+      for (int32_t m0 = slab0; m0 < slab_end; m0 += kRows)
+        steps.values(slab0, m0, min_i32(kRows, slab_end - m0), n);
     }
-
     prefetch.finish();
-
-    // Softmax of each row over its columns, up to kSoftmaxRows rows that see
-    // the same columns at once (the G heads of a query row do), so their exp
-    // chains overlap; O rescaled where the max grew.
-    constexpr int kSoftmaxRows = 4;
-    for (int32_t row = 0; row < M;) {
-      int32_t run = 1;
-      while (run < kSoftmaxRows && row + run < M && col_lo[row + run] == col_lo[row] &&
-             col_hi[row + run] == col_hi[row])
-        ++run;
-      if (col_lo[row] < col_hi[row]) {
-        float alpha[kSoftmaxRows];
-        with_tile_rows<kSoftmaxRows>(run, [&](auto r) {
-          decode_softmax_rows<decltype(r)::value>(s + size_t(row) * N, N, col_lo[row], col_hi[row],
-                                                  score_scale, c.k_scale, c.soft_cap, &m[row],
-                                                  &l[row], alpha);
-        });
-        for (int32_t k = 0; k < run; ++k) {
-          if (alpha[k] != 1.0f) scale_row(o + size_t(row + k) * o_stride, o_stride, alpha[k]);
-          T::finish_probabilities(s + size_t(row + k) * N, N);
-        }
-      }
-      row += run;
-    }
-
-    // O += P V: each register tile over the columns all its rows see (whole
-    // pairs of them for pair tiles), then each row's own remaining columns.
-    for (int32_t m0 = 0; m0 < M; m0 += kRows) {
-      const int32_t rows = min_i32(kRows, M - m0);
-      int32_t common_lo = 0, common_hi = n;
-      for (int32_t row = m0; row < m0 + rows; ++row) {
-        common_lo = max_i32(common_lo, col_lo[row]);
-        common_hi = min_i32(common_hi, col_hi[row]);
-      }
-      common_lo = int32_t(round_up(size_t(common_lo), kPositionsPerElem));
-      common_hi -= common_hi % kPositionsPerElem;
-      // No common columns: the edges below then cover each row's own range whole.
-      if (common_lo >= common_hi) common_lo = common_hi = 0;
-      if (common_lo < common_hi) {
-        T::values(session, tiles(s) + size_t(m0) * N, N, tiles(vt), common_lo / kPositionsPerElem,
-                  common_hi / kPositionsPerElem, o + size_t(m0) * o_stride, o_stride, rows);
-      }
-      for (int32_t row = m0; row < m0 + rows; ++row) {
-        const int32_t edges[2][2] = {{col_lo[row], min_i32(col_hi[row], common_lo)},
-                                     {max_i32(col_lo[row], common_hi), col_hi[row]}};
-        for (const auto& edge : edges) {
-          if (edge[0] < edge[1])
-            T::add_positions(s + size_t(row) * N, vt, o_stride, edge[0], edge[1],
-                             o + size_t(row) * o_stride, o_stride);
-        }
-      }
-    }
   }
 
   for (int32_t r = w.row_begin; r < w.row_end; ++r) {
