@@ -11,7 +11,7 @@
 // fp32 FMA), so the page's arithmetic takes a fraction of the time its bytes
 // take to arrive and decode is left to the memory system.
 //
-// Scores leave the tiles as fp32 for the softmax (decode_softmax, AVX-512);
+// Scores leave the tiles as fp32 for the softmax (decode_softmax_rows, AVX-512);
 // probabilities go back in as bf16 (RNE) for P.V, whose fp32 result is added
 // into the accumulators after each page's rescale.
 //
@@ -225,9 +225,14 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
         }
         _tile_stored(0, s + c0, s_width * 4);
       }
+      // The softmax four rows at a time, so their exp chains overlap (one at a
+      // time, 32 decodes of 2048 took 5% longer on a Xeon, A/B).
+      in_row_groups<4>(G, [&](auto rows, int32_t g) {
+        decode_softmax_rows<decltype(rows)::value>(s + size_t(g) * s_width, s_width, slot_lo,
+                                                   slot_hi, c.sm_scale, c.k_scale, c.soft_cap,
+                                                   &m[h0 + g], &l[h0 + g], &alpha[h0 + g]);
+      });
       for (int32_t g = 0; g < G; ++g) {
-        alpha[h0 + g] = decode_softmax(s + size_t(g) * s_width, slot_lo, slot_hi, c.sm_scale, c.k_scale,
-                                       c.soft_cap, &m[h0 + g], &l[h0 + g]);
         float* a = acc + size_t(h0 + g) * acc_width;
         if (alpha[h0 + g] != 1.0f)
           for (int32_t d = 0; d < D; d += 16)

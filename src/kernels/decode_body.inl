@@ -458,14 +458,6 @@ inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int3
   }
 }
 
-// One row's softmax step; returns alpha.
-inline float decode_softmax(float* s, int32_t slot_lo, int32_t slot_hi, float scale,
-                            float k_scale, float soft_cap, float* m, float* l) {
-  float alpha;
-  decode_softmax_rows<1>(s, 0, slot_lo, slot_hi, scale, k_scale, soft_cap, m, l, &alpha);
-  return alpha;
-}
-
 // The fused update: the item holding a decode sequence's last position
 // writes the sequence's new token before anything reads it.
 template <rpa_dtype kAct>
