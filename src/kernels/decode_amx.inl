@@ -8,17 +8,20 @@
 // 16 dims per tile), so tiles load straight from the pages and nothing is
 // repacked. Even with 4 of 16 rows in use a tdpbf16ps does 4x16x32 MACs in
 // ~13 cycles here (measured: ~1.2 TFLOP/s per core at M = 4 against ~0.23 for
-// fp32 FMA), so the page's arithmetic takes a fraction of the time its bytes
-// take to arrive and decode is left to the memory system.
+// fp32 FMA), but each page and kv head pays a fixed cost around the products
+// (scores stored and read back, P rounded and loaded, a C tile stored and
+// added per 16 dims): 32 decodes of 2048 with G = 4 took the same time with an
+// int8 cache as with bf16 on a Xeon, and ~24 GB/s on 2 cores with the cache
+// in L3. So the tiles are taken where they pay (amx_decode_pays).
 //
 // Scores leave the tiles as fp32 for the softmax (decode_softmax_rows, AVX-512);
 // probabilities go back in as bf16 (RNE) for P.V, whose fp32 result is added
 // into the accumulators after each page's rescale.
 //
 // Taken for bf16 queries with a bf16 cache, or an fp8 / int8 cache whose
-// pages are widened to bf16 (exactly) on the way into the tiles, when
-// head_dim % 16 == 0, page_size % 16 == 0 and G <= 16; other cases use
-// decode_attend (FMA), which computes the same thing.
+// pages are widened to bf16 (exactly) on the way into the tiles, where
+// amx_decode_pays, head_dim % 16 == 0, page_size % 16 == 0 and G <= 16; other
+// cases use decode_attend (FMA), which computes the same thing.
 
 // Tiles (the _tile_* intrinsics take literal numbers):
 //   0 scores S (G x 16 fp32)      1 Q (G x 32 dims)      2 K (16 dim pairs x 16 tokens)
@@ -104,6 +107,18 @@ inline void stage_as_bf16(const uint8_t* k_block, const uint8_t* v_block, int32_
                              v + size_t(2 * g) * head_dim + d, v + size_t(2 * g + 1) * head_dim + d);
 }
 
+// Where the tiles beat the AVX-512 decode (decode_attend) on a Xeon (rpa-ab,
+// 32 decodes of 2048, pages 16 and 128, time of decode_attend over the
+// tiles'): from G = 8 rows up (bf16 1.01-1.05, int8 1.08-1.10; G = 16
+// 1.46-1.54), and for fp8, whose expansion the tiles' staging does more
+// cheaply (e4m3 1.21-1.26 at G = 4, 1.05 at G = 1; e5m2 taken as e4m3, not
+// measured). At G = 4 decode_attend took 0.87-0.98 of the time with bf16 and
+// 0.66-0.71 with int8: a tile's fixed cost per page outweighs 4 rows' FMAs.
+template <rpa_dtype kCache>
+inline bool amx_decode_pays(int32_t group) {
+  return group >= 8 || kCache == RPA_FP8_E4M3 || kCache == RPA_FP8_E5M2;
+}
+
 template <rpa_dtype kCache, rpa_dtype kAct>
 void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch) {
   const CacheLayout& lay = c.layout;
@@ -116,7 +131,7 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
     decode_attend<kCache, kAct>(c, w, scratch);
     return;
   }
-  if (!amx_decode_fits(lay, G) || (kOneByte && c.q_scale > 0) ||
+  if (!amx_decode_pays<kCache>(G) || !amx_decode_fits(lay, G) || (kOneByte && c.q_scale > 0) ||
       (!kOneByte && !bf16_dot_exact(c))) {
     decode_attend<kCache, kAct>(c, w, scratch);
     return;
