@@ -15,7 +15,7 @@ namespace rpa {
 namespace {
 #define RPA_OPS_BF16_DOT 1
 // Prefill on vdpbf16ps tiles: on Zen 4 it multiplies at twice fp32 FMA's rate
-// (460 against 230 GFLOP/s, ../shared/BENCH.md). The amx path takes the same
+// (460 against 230 GFLOP/s, bench/BENCH.md). The amx path takes the same
 // pairs into AMX tiles instead: on the Intel CPUs that have AMX, vdpbf16ps
 // runs at half FMA's rate (225 against 450).
 #define RPA_PREFILL_BF16_PAIRS 1
