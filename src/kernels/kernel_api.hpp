@@ -120,11 +120,11 @@ inline size_t decode_scratch_floats(const CacheLayout& l, int32_t num_q_heads, i
 // the item's queries and accumulators).
 inline constexpr size_t kPrefillBlockTokens = 64;
 // The AMX tiles' blocks (prefill_amx.inl), the largest.
-inline constexpr size_t kMaxPrefillBlockTokens = 256;
+inline constexpr size_t kMaxPrefillBlockTokens = 512;
 // Widest register tile of the prefill kernel, in floats (2 vectors of 16),
-// and most scores of a slab (prefill_body.inl; AMX's 16 rows x 256 tokens).
+// and most scores of a slab (prefill_body.inl; AMX's 16 rows x 512 tokens).
 inline constexpr size_t kMaxTileWidth = 32;
-inline constexpr size_t kMaxPrefillSlabScores = 16 * 256;
+inline constexpr size_t kMaxPrefillSlabScores = 16 * 512;
 // Query rows and K tile rows of a prefill item, in floats: its dims, or the
 // 16 dim pairs of one AMX tile's depth where head_dim is below 32.
 inline size_t prefill_query_floats(const CacheLayout& l) {

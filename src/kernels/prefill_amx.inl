@@ -19,8 +19,9 @@
 // configuration serves each row count.
 //
 // Tiles: 0, 1 C (rows x 16 fp32)   2 A (rows x 16 pairs)   3, 4 B (16 pairs x 16).
-// Blocks of 256 tokens (against 64: P1-P3 9-10% faster on a Xeon): the C
-// tiles of O are loaded and stored once per block and row tile.
+// Blocks of 512 tokens: the C tiles of O are loaded and stored once per block
+// and row tile (on a Xeon, P1-P3 ran 9-10% faster at 256 than at 64 and 4-7%
+// faster again at 512; 128 and 1024 were slower than 256 and 512).
 
 struct AmxTiles : Bf16PairTiles {
   static constexpr int32_t kBlockTokens = int32_t(kMaxPrefillBlockTokens);
