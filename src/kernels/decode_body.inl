@@ -386,10 +386,10 @@ inline void store_probabilities(float* row, int32_t c0, typename O::F e) {
 // softmax time on a Xeon, rdtsc per phase); where their product (with
 // log2(e)) is not a positive normal float, two multiplies on the stored
 // scores instead, since the product may overflow where the scaled score does
-// not. The rows go
-// together so their exp polynomials (a ~40-cycle dependent chain) overlap:
-// one row at a time, a page-16 page has only two chunks per row, and the
-// softmax took ~18% of a single-thread bf16 decode in a perf profile.
+// not. The rows go together so their exp polynomials (a ~40-cycle dependent
+// chain) overlap: one row at a time, a page-16 page has only two chunks per
+// row, and the softmax took ~18% of a single-thread bf16 decode in a perf
+// profile.
 template <int R, bool kBf16Probabilities = false>
 inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int32_t slot_hi,
                                 float scale, float k_scale, float soft_cap, float* m, float* l,

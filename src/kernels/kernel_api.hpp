@@ -133,7 +133,7 @@ inline size_t prefill_query_floats(const CacheLayout& l) {
 
 // Floats per score row the planner sizes prefill items by: the row's query,
 // output accumulators, a block's scores and 6 floats of softmax state and
-// column bounds. The scores are a row tile's at a time (prefill_scratch_floats).
+// column bounds. The scores are a slab's at a time (prefill_scratch_floats).
 inline size_t prefill_row_floats(const CacheLayout& l) {
   const size_t dims = prefill_query_floats(l);
   const size_t o_stride = round_up(size_t(l.head_dim), kMaxTileWidth);

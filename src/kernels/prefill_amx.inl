@@ -29,7 +29,7 @@ struct AmxTiles : Bf16PairTiles {
   static constexpr int kSlabRows = 16;
   static constexpr int32_t kTileWidth = 32;
   static constexpr int32_t kDepth = 16;  // pairs per A/B tile
-  static int32_t padded_depth(int32_t depth) { return (depth + kDepth - 1) / kDepth * kDepth; }
+  static int32_t padded_depth(int32_t depth) { return int32_t(round_up(size_t(depth), kDepth)); }
 
   // The tile configuration in force on this thread for one item (loaded when
   // the row count changes, released when the item ends), and the copies of
@@ -61,8 +61,9 @@ struct AmxTiles : Bf16PairTiles {
       std::memset(p_last_, 0, sizeof(p_last_));
       for (int32_t r = 0; r < rows; ++r)
         std::memcpy(p_last_ + r * kDepth, p + size_t(r) * p_stride + e, size_t(k) * 4);
-      v_last_.assign(size_t(kDepth) * vt_stride, 0);
+      v_last_.resize(size_t(kDepth) * vt_stride);
       std::memcpy(v_last_.data(), vt + size_t(e) * vt_stride, size_t(k) * vt_stride * 4);
+      std::memset(v_last_.data() + size_t(k) * vt_stride, 0, size_t(kDepth - k) * vt_stride * 4);
     }
     const uint32_t* p_last() const { return p_last_; }
     const uint32_t* v_last() const { return v_last_.data(); }

@@ -587,9 +587,10 @@ struct Bf16PairTiles : RegisterTileLoops<Bf16PairTiles> {
 
 // One item's tiles on policy T and the block being walked: what the three
 // steps of a slab of T::kSlabRows score rows share. A slab runs its S,
-// softmax and P.V back to back, so its scores (16 KiB for AMX) stay in L1
+// softmax and P.V back to back, so its scores (32 KiB for AMX) stay in L1
 // between them; with every row's scores computed first they streamed through
-// L2 (AMX P1-P3 11-13% faster, A/B on a Xeon). A slab is whole register
+// L2 (with the softmax's folded scales, AMX P1-P3 11-13% faster, A/B on a
+// Xeon). A slab is whole register
 // tiles and whole runs of the G rows that see the same columns (24 rows: G =
 // 1, 2, 3, 4, 6, 8), so the softmax takes them kSoftmaxRows at a time (AVX2's
 // 6-row tiles alone split the runs of G = 4: P1 2.7% slower on a Xeon).
@@ -673,8 +674,8 @@ struct PrefillTileSteps {
     if (common_lo >= common_hi) common_lo = common_hi = 0;
     if (common_lo < common_hi) {
       T::values(session, tiles(s + size_t(m0 - slab0) * N), N, tiles(vt),
-                common_lo / kPositionsPerElem,
-                common_hi / kPositionsPerElem, o + size_t(m0) * o_stride, o_stride, rows);
+                common_lo / kPositionsPerElem, common_hi / kPositionsPerElem,
+                o + size_t(m0) * o_stride, o_stride, rows);
     }
     for (int32_t row = m0; row < m0 + rows; ++row) {
       const int32_t edges[2][2] = {{col_lo[row], min_i32(col_hi[row], common_lo)},
