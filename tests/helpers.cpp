@@ -194,19 +194,25 @@ Case build_case(const Shape& s, Rng& rng) {
   c.max_num_tokens = c.cu_q_lens[n] + s.pad_tokens;
 
   // Share pages between sequences where the rules allow it: a page nobody
-  // writes may appear any number of times (prefix sharing).
+  // writes may appear any number of times (prefix sharing), and a page one
+  // sequence writes may be read by others (read after write, API.md 1.1), but
+  // a writer lists its written pages once.
   if (s.share_pages) {
     auto first_written = [&](int i) {
       return s.update ? (s.seqs[i].kv_len - s.seqs[i].q_len) / ps : used[i];
+    };
+    auto entry = [&](int i, int j) -> int32_t& {
+      return c.page_indices[static_cast<size_t>(i) * c.pages_per_seq + j];
     };
     for (int b = 0; b < n; ++b) {
       for (int jb = 0; jb < first_written(b); ++jb) {
         if (!coin(rng, 0.5)) continue;
         const int a = uniform_int(rng, 0, n - 1);
-        if (first_written(a) == 0) continue;
-        const int ja = uniform_int(rng, 0, first_written(a) - 1);
-        c.page_indices[static_cast<size_t>(b) * c.pages_per_seq + jb] =
-            c.page_indices[static_cast<size_t>(a) * c.pages_per_seq + ja];
+        if (used[a] == 0) continue;
+        const int32_t page = entry(a, uniform_int(rng, 0, used[a] - 1));
+        bool written_by_b = false;
+        for (int j = first_written(b); j < used[b]; ++j) written_by_b = written_by_b || entry(b, j) == page;
+        if (!written_by_b) entry(b, jb) = page;
       }
     }
   }

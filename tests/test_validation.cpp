@@ -169,23 +169,21 @@ std::vector<Violation> violations() {
   }, {"page_indices", "page index", "page"}, 0);
   add("decode with q_len 2", [](Case& c, Args&, B&, O&, C&) { c.dist[0] = 3, c.dist[1] = 4; }, {"decode", "q_len"}, 2);
 
-  // Pages written by one sequence and used by another (update on).
+  // Pages written by two sequences, or listed twice by their writer (update on).
   // seq 3: q 3, kv 10 -> writes positions 7..9, entries 1 and 2; entry 0 is read only.
   // seq 4: q 2, kv 7 -> writes positions 5..6, entry 1; entry 0 read only.
   // The messages name both sequences; each check asks for one of them.
   add("two writers of a page", [](Case& c, Args&, B&, O&, C&) { page_entry(c, 4, 1) = page_entry(c, 3, 2); },
       {"page", "written by sequence"}, 4);
-  add("reader of a page another writes", [](Case& c, Args&, B&, O&, C&) { page_entry(c, 4, 0) = page_entry(c, 3, 1); },
-      {"page", "which writes new tokens"}, 3);
   add("a prefill writes the page a decode writes", [](Case& c, Args&, B&, O&, C&) {
     page_entry(c, 2, 0) = page_entry(c, 0, 1);  // seq 0: kv 5, its new token at position 4 = entry 1
   }, {"page", "written by sequence"}, 2);
   add("a page twice in one sequence, written once", [](Case& c, Args&, B&, O&, C&) {
     page_entry(c, 3, 0) = page_entry(c, 3, 2);
-  }, {"page"}, 3);
+  }, {"page", "listed twice"}, 3);
   add("a page twice in one sequence, written twice", [](Case& c, Args&, B&, O&, C&) {
     page_entry(c, 3, 1) = page_entry(c, 3, 2);
-  }, {"page"}, 3);
+  }, {"page", "two entries"}, 3);
   return v;
 }
 
@@ -307,13 +305,16 @@ TEST(Validation, PlanRunArguments) {
   rpa_plan_destroy(nullptr);  // a no-op
 }
 
-// Pages written by nobody may be shared freely; with update_kv_cache = 0 even
-// the sharing the rules forbid above is fine.
+// Pages written by nobody may be shared freely, and (version 1.1) a page one
+// sequence writes may be read by others; with update_kv_cache = 0 even the
+// sharing the rules forbid above is fine.
 TEST(Validation, SharingAllowedWithoutWriters) {
-  for (int variant = 0; variant < 3; ++variant) {
+  for (int variant = 0; variant < 4; ++variant) {
     Case c = base_case(RPA_F16, RPA_F16);
     if (variant == 0) {
       page_entry(c, 4, 0) = page_entry(c, 3, 0);  // both read only: prefix sharing with update on
+    } else if (variant == 3) {
+      page_entry(c, 4, 0) = page_entry(c, 3, 1);  // seq 4 reads the page seq 3 writes
     } else {
       c.opts.update_kv_cache = 0;
       page_entry(c, 4, 1) = page_entry(c, 3, 2);

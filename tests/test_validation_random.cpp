@@ -24,6 +24,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -97,18 +98,22 @@ std::vector<Fields> broken_batch_rules(const Case& c) {
   }
   if (!broken.empty() || !pages_ok || !o.update_kv_cache) return broken;
 
-  // A page that receives a new token appears exactly once among the entries in use.
-  std::map<int32_t, int> uses;
-  for (int32_t i = 0; i < n; ++i)
-    for (int64_t e = 0; e < (int64_t(c.kv_lens[i]) + g.page_size - 1) / g.page_size; ++e)
-      ++uses[c.page_indices[size_t(i) * c.pages_per_seq + e]];
+  // A page that receives a new token is written by one sequence only, and that
+  // sequence lists it once among its entries in use; others may read it.
+  std::map<int32_t, std::set<int32_t>> writers;
   for (int32_t i = 0; i < n; ++i) {
     const int32_t q_len = cu[i + 1] - cu[i];
-    for (int32_t pos = c.kv_lens[i] - q_len; pos < c.kv_lens[i]; ++pos) {
-      if (uses[c.page_of(i, pos)] != 1) {
-        broken.push_back({"page"});
-        return broken;
-      }
+    for (int32_t pos = c.kv_lens[i] - q_len; pos < c.kv_lens[i]; ++pos)
+      writers[c.page_of(i, pos)].insert(i);
+  }
+  for (const auto& [page, seqs] : writers) {
+    const int32_t w = *seqs.begin();
+    int listed = 0;
+    for (int64_t e = 0; e < (int64_t(c.kv_lens[w]) + g.page_size - 1) / g.page_size; ++e)
+      listed += c.page_indices[size_t(w) * c.pages_per_seq + e] == page;
+    if (seqs.size() > 1 || listed != 1) {
+      broken.push_back({"page"});
+      return broken;
     }
   }
   return broken;
@@ -298,8 +303,8 @@ std::string mutate(Case& c, Rng& rng) {
     case 21:
     case 22: {
       // An entry in use of one sequence onto the page another (or the same)
-      // sequence's last position is in: a reader or a second writer of a page
-      // that receives a new token, unless update_kv_cache is off.
+      // sequence's last position is in: a reader (allowed), a second writer,
+      // or a writer listing its page twice (refused while update_kv_cache is on).
       const int32_t n = c.num_seqs();
       const bool readable = n >= 1 && n <= c.max_num_seqs && c.pages_per_seq >= 1 &&
                             c.cfg.page_size >= 1 && c.cfg.page_size <= 1024;

@@ -459,10 +459,12 @@ inline void decode_softmax_rows(float* s, int32_t s_width, int32_t slot_lo, int3
 }
 
 // The fused update: the item holding a decode sequence's last position
-// writes the sequence's new token before anything reads it.
+// writes the sequence's new token before anything reads it, unless the plan
+// wrote it first.
 template <rpa_dtype kAct>
 inline void decode_write_new_token(const AttentionCall& c, int32_t seq) {
-  if (c.decode_keys == nullptr) return;
+  if (c.decode_keys == nullptr || (c.decode_written_first != nullptr && c.decode_written_first[seq]))
+    return;
   const CacheLayout& lay = c.layout;
   const int32_t pos = c.kv_lens[seq] - 1;
   const int32_t row = c.cu_q_lens[seq];

@@ -37,6 +37,9 @@ struct AttentionCall {
   // call does not update the cache or the tokens were written beforehand.
   const void* decode_keys;    // [T, Hkv, D] act_dtype
   const void* decode_values;
+  // [num_seqs]: 1 for a decode whose new token the plan wrote beforehand
+  // (another sequence reads its page), or nullptr when there is none.
+  const uint8_t* decode_written_first;
   // Split-KV partial results, merged by merge_partials (kernels/split_merge).
   float* partials;
   int32_t prefetch;  // software prefetch of the next page (decode)

@@ -71,7 +71,8 @@ Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const
                     Plan* plan) {
   if (Status s = validate_cache_config(cache); !s.ok()) return s;
   if (Status s = validate_options(opts, *cache); !s.ok()) return s;
-  if (Status s = validate_batch(batch, *cache, *opts); !s.ok()) return s;
+  std::vector<int32_t> shared_writers;
+  if (Status s = validate_batch(batch, *cache, *opts, &shared_writers); !s.ok()) return s;
   const IsaChoice& isa = chosen_isa();
   if (!isa.available) {
     return Status::make(RPA_ERR_UNSUPPORTED,
@@ -104,6 +105,16 @@ Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const
     const int32_t used = (p.kv_lens_[i] + cache->page_size - 1) / cache->page_size;
     const int32_t* src = batch->page_indices + int64_t(i) * batch->pages_per_seq;
     std::copy(src, src + used, p.page_table_.begin() + int64_t(i) * p.pages_per_seq_);
+  }
+  p.decodes_written_first_.clear();
+  p.written_first_.clear();
+  for (int32_t i : shared_writers) {
+    if (i >= p.decode_end_) break;
+    p.decodes_written_first_.push_back(i);
+  }
+  if (!p.decodes_written_first_.empty()) {
+    p.written_first_.assign(size_t(p.num_seqs_), 0);
+    for (int32_t i : p.decodes_written_first_) p.written_first_[size_t(i)] = 1;
   }
   p.kernels_ = kernels_for_isa(isa.isa, cache->dtype, opts->act_dtype);
   p.num_threads_ = opts->num_threads > 0 ? opts->num_threads : default_num_threads();
@@ -200,12 +211,31 @@ void Plan::plan_items() {
 }
 
 void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache,
-                            int32_t first_row, int threads) const {
+                            bool fused_decode, int threads) const {
   const size_t row_bytes = size_t(cache_.num_kv_heads) * cache_.head_dim * dtype_size(opts_.act_dtype);
   const int32_t total_rows = num_seqs_ > 0 ? cu_q_lens_[num_seqs_] : 0;
+  const int32_t first_row = fused_decode ? cu_q_lens_[decode_end_] : 0;
   constexpr int32_t kRowsPerTask = 16;
-  const int64_t tasks = (total_rows - first_row + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t range_tasks = (total_rows - first_row + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t decodes = fused_decode ? int64_t(decodes_written_first_.size()) : 0;
+  const int64_t tasks = range_tasks + (decodes + kRowsPerTask - 1) / kRowsPerTask;
+  const auto write_row = [&](int32_t seq, int32_t r) {
+    const int32_t pos = kv_lens_[seq] - (cu_q_lens_[seq + 1] - r);
+    const int32_t page = page_table_[size_t(seq) * pages_per_seq_ + pos / cache_.page_size];
+    write_token(cache, layout_, page, pos % cache_.page_size,
+                static_cast<const uint8_t*>(keys) + r * row_bytes,
+                static_cast<const uint8_t*>(values) + r * row_bytes, opts_.act_dtype,
+                opts_.k_scale, opts_.v_scale);
+  };
   ThreadPool::global().parallel_for(tasks, threads, [&](int64_t task, int) {
+    if (task >= range_tasks) {
+      const int64_t d0 = (task - range_tasks) * kRowsPerTask;
+      for (int64_t d = d0; d < std::min(decodes, d0 + kRowsPerTask); ++d) {
+        const int32_t seq = decodes_written_first_[size_t(d)];
+        write_row(seq, cu_q_lens_[seq]);
+      }
+      return;
+    }
     const int32_t r_begin = first_row + int32_t(task) * kRowsPerTask;
     const int32_t r_end = std::min(total_rows, r_begin + kRowsPerTask);
     // Rows are in sequence order: find the first row's sequence, then walk.
@@ -213,12 +243,7 @@ void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache
                         cu_q_lens_.begin()) - 1;
     for (int32_t r = r_begin; r < r_end; ++r) {
       while (r >= cu_q_lens_[i + 1]) ++i;
-      const int32_t pos = kv_lens_[i] - (cu_q_lens_[i + 1] - r);
-      const int32_t page = page_table_[size_t(i) * pages_per_seq_ + pos / cache_.page_size];
-      write_token(cache, layout_, page, pos % cache_.page_size,
-                  static_cast<const uint8_t*>(keys) + r * row_bytes,
-                  static_cast<const uint8_t*>(values) + r * row_bytes, opts_.act_dtype,
-                  opts_.k_scale, opts_.v_scale);
+      write_row(i, r);
     }
   });
 }
@@ -234,12 +259,13 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
   std::vector<int64_t> busy_ns(size_t(threads), 0);
   t_last_call_busy.resize(size_t(threads));
 
-  // The decode kernel writes its sequences' new tokens itself (fused); every
-  // other new token is written first, since other items' rows read it.
+  // The decode kernel writes its sequences' new tokens itself (fused), but
+  // for those of pages another sequence reads; every other new token is
+  // written first, since other items' rows read it.
   uint8_t* cache = static_cast<uint8_t*>(kv_cache);
   const bool fused_decode = opts_.update_kv_cache && tuning_.decode_kernel && tuning_.fused_update;
   if (opts_.update_kv_cache)
-    write_new_tokens(keys, values, cache, fused_decode ? cu_q_lens_[decode_end_] : 0, threads);
+    write_new_tokens(keys, values, cache, fused_decode, threads);
 
   AttentionCall call;
   call.queries = queries;
@@ -263,6 +289,7 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
   call.pages_per_seq = pages_per_seq_;
   call.decode_keys = fused_decode ? keys : nullptr;
   call.decode_values = fused_decode ? values : nullptr;
+  call.decode_written_first = written_first_.empty() || !fused_decode ? nullptr : written_first_.data();
   call.partials = partials.get();
   call.prefetch = tuning_.prefetch ? 1 : 0;
   call.pair_tiles = tuning_.pair_tiles ? 1 : 0;

@@ -64,60 +64,75 @@ Status validate_options(const rpa_options* o, const rpa_cache_config& c) {
 
 namespace {
 
-// A page-table entry in use: which sequence uses it, at which entry, and
-// whether new tokens are written into it.
-struct PageUse {
+// A page-table entry that receives new tokens: which sequence writes the page,
+// through which of its entries.
+struct PageWrite {
   int32_t page;
   int32_t seq;
   int32_t entry;
 };
 
-// No two writers of a page and no reader of a page another sequence (or
-// another entry of the same sequence) writes: sort the written entries, then
-// look every used entry up among them.
-Status check_write_conflicts(const rpa_batch& b, const rpa_cache_config& c, int32_t num_seqs) {
-  std::vector<PageUse> written;
+// The update rules (API.md, version 1.1): a page that receives new tokens has
+// one writer, which lists it once among its entries in use; other sequences
+// may read it. Sorts the written entries, then looks every entry in use up
+// among them. Appends to *shared_writers each writer whose written pages
+// another sequence reads, in sequence order.
+Status check_write_conflicts(const rpa_batch& b, const rpa_cache_config& c, int32_t num_seqs,
+                             std::vector<int32_t>* shared_writers) {
+  std::vector<PageWrite> written;
   for (int32_t i = 0; i < num_seqs; ++i) {
     const int32_t kv_len = b.kv_lens[i];
     const int32_t q_len = b.cu_q_lens[i + 1] - b.cu_q_lens[i];
     const int32_t first = (kv_len - q_len) / c.page_size;
     const int32_t last = (kv_len - 1) / c.page_size;
-    for (int32_t e = first; e <= last; ++e) {
+    for (int32_t e = first; e <= last; ++e)
       written.push_back({b.page_indices[int64_t(i) * b.pages_per_seq + e], i, e});
-    }
   }
   std::sort(written.begin(), written.end(),
-            [](const PageUse& x, const PageUse& y) { return x.page < y.page; });
+            [](const PageWrite& x, const PageWrite& y) { return x.page < y.page; });
   for (size_t k = 1; k < written.size(); ++k) {
-    if (written[k].page == written[k - 1].page) {
-      const PageUse& a = written[k - 1];
-      const PageUse& w = written[k];
+    const PageWrite& a = written[k - 1];
+    const PageWrite& w = written[k];
+    if (w.page != a.page) continue;
+    if (w.seq == a.seq) {
       return RPA_INVALID(
-          "sequence %d: page %d (page_indices[%d * pages_per_seq + %d]) receives new tokens "
-          "but is also written by sequence %d (entry %d)",
-          w.seq, w.page, w.seq, w.entry, a.seq, a.entry);
+          "sequence %d: page %d receives new tokens through two entries "
+          "(page_indices[%d * pages_per_seq + %d] and + %d); a writer lists its page once",
+          w.seq, w.page, w.seq, std::min(a.entry, w.entry), std::max(a.entry, w.entry));
     }
+    return RPA_INVALID(
+        "sequence %d: page %d (page_indices[%d * pages_per_seq + %d]) receives new tokens "
+        "but is also written by sequence %d (entry %d)",
+        w.seq, w.page, w.seq, w.entry, a.seq, a.entry);
   }
+  std::vector<uint8_t> read_by_others(size_t(num_seqs), 0);
   for (int32_t i = 0; i < num_seqs; ++i) {
     const int64_t used = (int64_t(b.kv_lens[i]) + c.page_size - 1) / c.page_size;
     for (int64_t e = 0; e < used; ++e) {
       const int32_t page = b.page_indices[int64_t(i) * b.pages_per_seq + e];
       auto it = std::lower_bound(written.begin(), written.end(), page,
-                                 [](const PageUse& x, int32_t p) { return x.page < p; });
-      if (it != written.end() && it->page == page && (it->seq != i || it->entry != e)) {
-        return RPA_INVALID(
-            "sequence %d: page %d (page_indices[%d * pages_per_seq + %lld]) is also used by "
-            "sequence %d (entry %d), which writes new tokens into it",
-            i, page, i, static_cast<long long>(e), it->seq, it->entry);
+                                 [](const PageWrite& x, int32_t p) { return x.page < p; });
+      if (it == written.end() || it->page != page || (it->seq == i && it->entry == e)) continue;
+      if (it->seq != i) {
+        read_by_others[size_t(it->seq)] = 1;
+        continue;
       }
+      return RPA_INVALID(
+          "sequence %d: page %d is listed twice (page_indices[%d * pages_per_seq + %lld] and "
+          "+ %d) and receives new tokens through entry %d; a writer lists its page once",
+          i, page, i, static_cast<long long>(std::min<int64_t>(e, it->entry)),
+          int32_t(std::max<int64_t>(e, it->entry)), it->entry);
     }
   }
+  for (int32_t i = 0; shared_writers != nullptr && i < num_seqs; ++i)
+    if (read_by_others[size_t(i)]) shared_writers->push_back(i);
   return {};
 }
 
 }  // namespace
 
-Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_options& o) {
+Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_options& o,
+                      std::vector<int32_t>* shared_writers) {
   if (b == nullptr) return RPA_INVALID("batch is NULL");
   if (b->distribution == nullptr) return RPA_INVALID("batch.distribution is NULL");
   if (b->max_num_seqs < 0) return RPA_INVALID("batch.max_num_seqs %d must be >= 0", b->max_num_seqs);
@@ -169,7 +184,7 @@ Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_o
     }
   }
   if (o.update_kv_cache) {
-    if (Status s = check_write_conflicts(*b, c, num_seqs); !s.ok()) return s;
+    if (Status s = check_write_conflicts(*b, c, num_seqs, shared_writers); !s.ok()) return s;
   }
   for (int32_t i = 0; i < num_seqs; ++i) {
     if (b->kv_lens[i] > kMaxPositions)

@@ -2,6 +2,9 @@
 // a call that fails here has touched neither the cache nor `out`.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "common/status.hpp"
 #include "rpa/rpa.h"
 
@@ -20,10 +23,12 @@ Status validate_options(const rpa_options* o, const rpa_cache_config& c);
 inline constexpr int32_t kMaxPositions = int32_t{1} << 30;
 
 // The batch, given a valid cache config and options: sequence ranges, page
-// tables, and (when the call writes the cache) that no page written by one
-// sequence is read or written through any other page-table entry; then the
-// kMaxPositions limit.
-Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_options& o);
+// tables, and (when the call writes the cache) that a page receiving new
+// tokens has one writer, which lists it once; then the kMaxPositions limit.
+// Other sequences may read a written page: when shared_writers is given, the
+// writers of such pages are appended to it, in sequence order.
+Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_options& o,
+                      std::vector<int32_t>* shared_writers = nullptr);
 
 // The per-call buffers.
 Status validate_buffers(const void* queries, const void* keys, const void* values,
