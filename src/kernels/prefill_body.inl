@@ -697,7 +697,8 @@ void prefill_tiles(const AttentionCall& c, const WorkItem& w, float* scratch) {
   constexpr int kSlabRows = T::kSlabRows;
   constexpr int32_t kTileWidth = T::kTileWidth;  // tokens (S) or dims (O) per tile
   constexpr int32_t N = T::kBlockTokens;
-  constexpr float kUnscale = 1.0f / Ops::template scaled_expand_scale<kCache>();
+  // The fast expand's scale, taken back out; pair tiles stage exact bf16.
+  constexpr float kUnscale = T::kPairs ? 1.0f : 1.0f / Ops::template scaled_expand_scale<kCache>();
   static_assert(N % kTileWidth == 0, "a block is whole register tiles of tokens");
   static_assert(N <= int32_t(kMaxPrefillBlockTokens) &&
                     size_t(kSlabRows) * N <= kMaxPrefillSlabScores && kSlabRows % kRows == 0,
