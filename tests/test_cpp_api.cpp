@@ -422,4 +422,38 @@ TEST(CppApi, CacheWriteReadErrors) {
                rpa::Status::InvalidArgument, {"k:"});
 }
 
+// The batched token I/O wrappers give the bytes the C calls give, and throw
+// the library's message.
+TEST(CppApi, TokenBatchWriteReadMatchesC) {
+  constexpr int32_t kHkv = 2, kD = 16, n = kHkv * kD;
+  const rpa::CacheConfig cfg{kHkv, kD, 4, 3, rpa::DType::INT8};
+  const rpa_cache_config cc = cfg.c();
+  const std::vector<int64_t> slots = {5, -1, 0, 11};
+  const auto k = randn(4 * n, 9), v = randn(4 * n, 10);
+  rpa::TokenRows rows;
+  rows.k_scale = 0.02f;
+  rows.v_scale = 0.03f;
+  std::vector<std::byte> cache(cfg.bytes()), want(cfg.bytes());
+  rpa::cache_write_tokens(cache.data(), cfg, slots, k.data(), v.data(), rows);
+  rpa_token_batch t{};
+  t.struct_size = sizeof t;
+  t.num_tokens = 4;
+  t.slot_mapping = slots.data();
+  t.dtype = RPA_F32;
+  t.k_scale = 0.02f;
+  t.v_scale = 0.03f;
+  ASSERT_EQ(rpa_cache_write_tokens(want.data(), &cc, &t, k.data(), v.data(), nullptr, 0), RPA_OK);
+  EXPECT_EQ(cache, want);
+  std::vector<float> rk(4 * n, 7.0f), rv(4 * n, 7.0f), ck(rk), cv(rv);
+  rpa::cache_read_tokens(cache.data(), cfg, slots, rk.data(), rv.data(), rows);
+  ASSERT_EQ(rpa_cache_read_tokens(cache.data(), &cc, &t, ck.data(), cv.data(), nullptr, 0), RPA_OK);
+  EXPECT_EQ(rk, ck);
+  EXPECT_EQ(rv, cv);
+  const std::vector<int64_t> twice = {3, 3};
+  const auto before = cache;
+  expect_error([&] { rpa::cache_write_tokens(cache.data(), cfg, twice, k.data(), v.data()); },
+               rpa::Status::InvalidArgument, {"slot_mapping[0] and [1]"});
+  EXPECT_EQ(cache, before);
+}
+
 }  // namespace

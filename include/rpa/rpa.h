@@ -1,9 +1,15 @@
-/* rpa: Ragged Paged Attention for CPUs. The public C ABI (version 1).
+/* rpa: Ragged Paged Attention for CPUs. The public C ABI (version 1.1).
  *
  * One call per layer per serving step covers a ragged batch of decode, prefill
  * and chunked-prefill sequences over a paged KV cache, writing the new tokens'
  * keys and values into their pages before attending. The contract is spelled
- * out in the project's API document; the cache layout is in README.md.
+ * out in API.md; the cache layout is in README.md.
+ *
+ * Version 1.1 keeps every symbol, struct and status of version 1 as it was;
+ * it lets a sequence read a page another sequence writes in the same call
+ * (see rpa_ragged_paged_attention) and adds the batched token I/O below.
+ * New capability comes as new symbols; a struct that may grow begins with its
+ * own size (struct_size), so a library can tell which version filled it in.
  *
  * This header is plain C99 and is compiled as such by a test. */
 #ifndef RPA_RPA_H_
@@ -72,6 +78,13 @@ typedef struct rpa_options {
   int32_t num_threads;     /* default 0 = library default */
 } rpa_options;
 
+/* The ABI this header declares, and (rpa_abi_version) the one the loaded
+   library implements, as major * 100 + minor. An addition of version 1.1:
+   a library without the symbol implements version 1.0. */
+#define RPA_ABI_VERSION_MAJOR 1
+#define RPA_ABI_VERSION_MINOR 1
+RPA_API int32_t rpa_abi_version(void);
+
 /* The library version, e.g. "0.1.0". */
 RPA_API const char* rpa_version(void);
 /* The kernel path chosen on this CPU (or forced by RPA_ISA), e.g. "avx512_bf16". */
@@ -96,6 +109,40 @@ RPA_API rpa_status rpa_cache_read(const void* cache, const rpa_cache_config* c, 
                                   int32_t slot, void* k, void* v, rpa_dtype dst_dtype,
                                   float k_scale, float v_scale, char* err, size_t err_len);
 
+/* Batched token I/O (version 1.1): many tokens' keys and values, all kv heads,
+   addressed as vLLM's slot_mapping addresses them, for engines that update the
+   cache apart from attention (vLLM's KV update, KV connectors, offloading,
+   prefix-cache transfer). Token i's rows are k + i * k_stride and
+   v + i * v_stride, each [num_kv_heads, head_dim] of `dtype`. */
+typedef struct rpa_token_batch {
+  size_t struct_size;          /* sizeof(rpa_token_batch) */
+  int32_t num_tokens;          /* N >= 0 */
+  const int64_t* slot_mapping; /* [N]: page * page_size + slot in page, or -1 = skip */
+  rpa_dtype dtype;             /* of k and v: F32, BF16 or F16 */
+  int64_t k_stride;            /* elements between tokens' k rows, 0 = num_kv_heads * head_dim */
+  int64_t v_stride;            /* likewise for v */
+  float k_scale;               /* as in rpa_options: 0 = none (treated as 1) */
+  float v_scale;
+  int32_t num_threads;         /* 0 = library default, as in rpa_options */
+} rpa_token_batch;
+
+/* Writes every token whose slot is not -1, quantized exactly as an attention
+   call's update (round to nearest even, saturation, k/v scales). The whole
+   batch is checked first: a slot outside [-1, num_pages * page_size), two
+   tokens for one slot, a NULL pointer or a stride shorter than a row returns
+   RPA_ERR_INVALID_ARGUMENT naming the field (and the token index), with
+   nothing written. A struct_size other than sizeof(rpa_token_batch) of this
+   version returns RPA_ERR_UNSUPPORTED. */
+RPA_API rpa_status rpa_cache_write_tokens(void* cache, const rpa_cache_config* c,
+                                          const rpa_token_batch* tokens, const void* k,
+                                          const void* v, char* err, size_t err_len);
+/* Reads the tokens at their slots into k and v (rows of skipped tokens are
+   left as they are); a slot may be read more than once. The same checks,
+   but for duplicates. */
+RPA_API rpa_status rpa_cache_read_tokens(const void* cache, const rpa_cache_config* c,
+                                         const rpa_token_batch* tokens, void* k, void* v,
+                                         char* err, size_t err_len);
+
 /* Developer switches for ablation studies (rpa-bench --ablate) and tests, not
    for production: "decode_kernel", "fused_update", "prefetch", "split_kv",
    "prefill_kernel", "pair_tiles", "layout_at_write", each on (1, the default)
@@ -115,7 +162,11 @@ RPA_API int32_t rpa_last_call_busy(double* busy, int32_t max_threads);
 
 /* One call: validate, then write the new K/V into the cache and attend.
    A batch that keeps every rule but has a kv_len, or cu_q_lens[num_seqs],
-   above 2^30 returns RPA_ERR_UNSUPPORTED, also before anything is written. */
+   above 2^30 returns RPA_ERR_UNSUPPORTED, also before anything is written.
+   Version 1.1: a page that receives new tokens has one writer, which lists it
+   once, but other sequences may read it (an engine's prefix cache hands out
+   such pages); the call behaves as if every new token were written before
+   any attention, so they see the new keys and values. */
 RPA_API rpa_status rpa_ragged_paged_attention(
     const void* queries, /* [T, Hq, D] act_dtype */
     const void* keys,    /* [T, Hkv, D] act_dtype; may be NULL when update_kv_cache == 0 */

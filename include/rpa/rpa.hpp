@@ -314,6 +314,56 @@ inline void cache_read(std::span<const std::byte> cache, const CacheConfig& cfg,
   cache_read(cache.data(), cfg, page, slot, k.data(), v.data(), DType::F32, k_scale, v_scale);
 }
 
+/// The options of a batched token write or read (rpa_token_batch, ABI 1.1)
+/// other than the slots: row dtype, strides in elements between tokens'
+/// rows (0 = dense), scales (0 = 1), threads (0 = library default).
+struct TokenRows {
+  DType dtype = DType::F32;
+  int64_t k_stride = 0;
+  int64_t v_stride = 0;
+  float k_scale = 0.0f;
+  float v_scale = 0.0f;
+  int32_t num_threads = 0;
+
+  rpa_token_batch c(std::span<const int64_t> slot_mapping) const {
+    detail::require(slot_mapping.size() <= std::size_t(INT32_MAX), "slot_mapping: more than 2^31 - 1 tokens");
+    rpa_token_batch t{};
+    t.struct_size = sizeof t;
+    t.num_tokens = static_cast<int32_t>(slot_mapping.size());
+    t.slot_mapping = slot_mapping.data();
+    t.dtype = static_cast<rpa_dtype>(dtype);
+    t.k_stride = k_stride;
+    t.v_stride = v_stride;
+    t.k_scale = k_scale;
+    t.v_scale = v_scale;
+    t.num_threads = num_threads;
+    return t;
+  }
+};
+
+/// Writes token i's keys and values (rows k + i * stride, [num_kv_heads,
+/// head_dim] of rows.dtype) at slot slot_mapping[i] = page * page_size +
+/// slot in page, skipping -1 (rpa_cache_write_tokens: the whole batch is
+/// checked first). Throws rpa::Error.
+inline void cache_write_tokens(void* cache, const CacheConfig& cfg,
+                               std::span<const int64_t> slot_mapping, const void* k, const void* v,
+                               const TokenRows& rows = {}) {
+  const rpa_cache_config cc = cfg.c();
+  const rpa_token_batch t = rows.c(slot_mapping);
+  detail::ErrBuf err;
+  detail::check(rpa_cache_write_tokens(cache, &cc, &t, k, v, err.data(), err.size()), err);
+}
+
+/// Reads the tokens at slot_mapping's slots into k and v (rpa_cache_read_tokens).
+inline void cache_read_tokens(const void* cache, const CacheConfig& cfg,
+                              std::span<const int64_t> slot_mapping, void* k, void* v,
+                              const TokenRows& rows = {}) {
+  const rpa_cache_config cc = cfg.c();
+  const rpa_token_batch t = rows.c(slot_mapping);
+  detail::ErrBuf err;
+  detail::check(rpa_cache_read_tokens(cache, &cc, &t, k, v, err.data(), err.size()), err);
+}
+
 /// One ragged paged attention step (rpa_ragged_paged_attention): validates,
 /// writes the new keys/values into the cache (when opts.update_kv_cache) and
 /// attends. queries/out are [T, Hq, D], keys/values [T, Hkv, D], all of

@@ -9,6 +9,7 @@
 #include "isa/cpu.hpp"
 #include "plan/plan.hpp"
 #include "plan/tuning.hpp"
+#include "threading/thread_pool.hpp"
 #include "rpa/rpa.h"
 #include "validate/validate.hpp"
 
@@ -70,6 +71,8 @@ rpa::CacheLayout token_io_layout(const rpa_cache_config& c, rpa::Status* s) {
 }  // namespace
 
 extern "C" {
+
+int32_t rpa_abi_version(void) { return RPA_ABI_VERSION_MAJOR * 100 + RPA_ABI_VERSION_MINOR; }
 
 const char* rpa_version(void) { return RPA_VERSION_STRING; }
 
@@ -135,6 +138,59 @@ rpa_status rpa_cache_read(const void* cache, const rpa_cache_config* c, int32_t 
     rpa::read_token(static_cast<const uint8_t*>(cache), layout, page, slot, k, v,
                     dst_dtype, scale_or_one(k_scale), scale_or_one(v_scale));
     return s;
+  });
+}
+
+}  // extern "C"
+
+namespace {
+
+// A batched token write or read: the config and batch checked, then
+// io(layout, rows, threads) with the strides resolved and scales made > 0.
+template <class Io>
+rpa::Status token_batch_call(const void* cache, const rpa_cache_config* c, const rpa_token_batch* t,
+                             const void* k, const void* v, bool write, Io&& io) {
+  rpa::Status s = rpa::validate_cache_config(c);
+  if (!s.ok()) return s;
+  if (cache == nullptr) return RPA_INVALID("cache is NULL");
+  if (s = rpa::validate_token_batch(t, *c, k, v, write); !s.ok()) return s;
+  const rpa::CacheLayout layout = token_io_layout(*c, &s);
+  if (!s.ok()) return s;
+  const int64_t row = int64_t(c->num_kv_heads) * c->head_dim;
+  const rpa::TokenRows rows{t->num_tokens,
+                            t->slot_mapping,
+                            t->dtype,
+                            t->k_stride ? t->k_stride : row,
+                            t->v_stride ? t->v_stride : row,
+                            scale_or_one(t->k_scale),
+                            scale_or_one(t->v_scale)};
+  io(layout, rows, t->num_threads > 0 ? t->num_threads : rpa::default_num_threads());
+  return s;
+}
+
+}  // namespace
+
+extern "C" {
+
+rpa_status rpa_cache_write_tokens(void* cache, const rpa_cache_config* c,
+                                  const rpa_token_batch* tokens, const void* k, const void* v,
+                                  char* err, size_t err_len) {
+  return guarded(err, err_len, [&] {
+    return token_batch_call(cache, c, tokens, k, v, true, [&](const rpa::CacheLayout& l,
+                                                              const rpa::TokenRows& rows, int threads) {
+      rpa::write_tokens(static_cast<uint8_t*>(cache), l, rows, k, v, threads);
+    });
+  });
+}
+
+rpa_status rpa_cache_read_tokens(const void* cache, const rpa_cache_config* c,
+                                 const rpa_token_batch* tokens, void* k, void* v, char* err,
+                                 size_t err_len) {
+  return guarded(err, err_len, [&] {
+    return token_batch_call(cache, c, tokens, k, v, false, [&](const rpa::CacheLayout& l,
+                                                               const rpa::TokenRows& rows, int threads) {
+      rpa::read_tokens(static_cast<const uint8_t*>(cache), l, rows, k, v, threads);
+    });
   });
 }
 

@@ -18,4 +18,23 @@ void write_token(uint8_t* cache, const CacheLayout& layout, int32_t page, int32_
 void read_token(const uint8_t* cache, const CacheLayout& layout, int32_t page, int32_t slot,
                 void* k, void* v, rpa_dtype dst, float k_scale, float v_scale);
 
+// n tokens addressed by a slot mapping (rpa_cache_write_tokens and
+// rpa_cache_read_tokens, checked by validate_token_batch): token i at slot
+// slots[i] = page * page_size + slot in page, skipped when -1; its rows at
+// rows.k + i * rows.k_stride and rows.v + i * rows.v_stride elements. Tokens
+// are spread over `threads` threads in tasks of consecutive tokens.
+struct TokenRows {
+  int32_t n;
+  const int64_t* slots;
+  rpa_dtype dtype;  // of the rows
+  int64_t k_stride;
+  int64_t v_stride;
+  float k_scale;  // > 0
+  float v_scale;
+};
+void write_tokens(uint8_t* cache, const CacheLayout& layout, const TokenRows& rows, const void* k,
+                  const void* v, int threads);
+void read_tokens(const uint8_t* cache, const CacheLayout& layout, const TokenRows& rows, void* k,
+                 void* v, int threads);
+
 }  // namespace rpa

@@ -199,6 +199,67 @@ Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_o
   return {};
 }
 
+namespace {
+
+// No two tokens write one slot: the valid slots sorted with their indices.
+Status check_distinct_slots(const rpa_token_batch& t, const rpa_cache_config& c) {
+  std::vector<std::pair<int64_t, int32_t>> slots;
+  slots.reserve(size_t(t.num_tokens));
+  for (int32_t i = 0; i < t.num_tokens; ++i)
+    if (t.slot_mapping[i] >= 0) slots.push_back({t.slot_mapping[i], i});
+  std::sort(slots.begin(), slots.end());
+  for (size_t j = 1; j < slots.size(); ++j) {
+    if (slots[j].first != slots[j - 1].first) continue;
+    const int64_t slot = slots[j].first;
+    return RPA_INVALID("tokens.slot_mapping[%d] and [%d] both write slot %lld (page %lld, slot %lld)",
+                       slots[j - 1].second, slots[j].second, static_cast<long long>(slot),
+                       static_cast<long long>(slot / c.page_size),
+                       static_cast<long long>(slot % c.page_size));
+  }
+  return {};
+}
+
+}  // namespace
+
+Status validate_token_batch(const rpa_token_batch* t, const rpa_cache_config& c, const void* k,
+                            const void* v, bool write) {
+  if (t == nullptr) return RPA_INVALID("tokens (rpa_token_batch) is NULL");
+  if (t->struct_size != sizeof(rpa_token_batch)) {
+    return Status::make(RPA_ERR_UNSUPPORTED,
+                        "tokens.struct_size %zu is not sizeof(rpa_token_batch) %zu of this "
+                        "library's ABI version 1.1",
+                        t->struct_size, sizeof(rpa_token_batch));
+  }
+  if (t->num_tokens < 0) return RPA_INVALID("tokens.num_tokens %d must be >= 0", t->num_tokens);
+  if (t->num_tokens > 0 && t->slot_mapping == nullptr) return RPA_INVALID("tokens.slot_mapping is NULL");
+  if (t->num_tokens > 0 && k == nullptr) return RPA_INVALID("k is NULL");
+  if (t->num_tokens > 0 && v == nullptr) return RPA_INVALID("v is NULL");
+  if (!is_act_dtype(raw_dtype(t->dtype)))
+    return RPA_INVALID("tokens.dtype %d of k and v must be RPA_F32, RPA_BF16 or RPA_F16",
+                       raw_dtype(t->dtype));
+  const int64_t row = int64_t(c.num_kv_heads) * c.head_dim;
+  for (auto [field, stride] : {std::pair{"k_stride", t->k_stride}, std::pair{"v_stride", t->v_stride}}) {
+    if (stride != 0 && (stride < row || stride > (int64_t{1} << 40)))
+      return RPA_INVALID("tokens.%s %lld must be 0 or in [num_kv_heads * head_dim %lld, 2^40]",
+                         field, static_cast<long long>(stride), static_cast<long long>(row));
+  }
+  for (auto [field, scale] : {std::pair{"k_scale", t->k_scale}, std::pair{"v_scale", t->v_scale}}) {
+    if (!std::isfinite(scale) || scale < 0)
+      return RPA_INVALID("tokens.%s %g must be finite and >= 0", field, double(scale));
+  }
+  if (t->num_threads < 0)
+    return RPA_INVALID("tokens.num_threads %d must be >= 0 (0 = library default)", t->num_threads);
+  const int64_t slots = int64_t(c.num_pages) * c.page_size;
+  for (int32_t i = 0; i < t->num_tokens; ++i) {
+    const int64_t slot = t->slot_mapping[i];
+    if (slot < -1 || slot >= slots)
+      return RPA_INVALID("tokens.slot_mapping[%d] = %lld out of range [-1, num_pages * page_size "
+                         "%lld) (-1 = skip)",
+                         i, static_cast<long long>(slot), static_cast<long long>(slots));
+  }
+  return write ? check_distinct_slots(*t, c) : Status{};
+}
+
 Status validate_buffers(const void* queries, const void* keys, const void* values,
                         const void* kv_cache, const void* out, const rpa_options& o) {
   if (queries == nullptr) return RPA_INVALID("queries is NULL");

@@ -30,6 +30,13 @@ inline constexpr int32_t kMaxPositions = int32_t{1} << 30;
 Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_options& o,
                       std::vector<int32_t>* shared_writers = nullptr);
 
+// A batched token write or read (rpa_cache_write_tokens, rpa_cache_read_tokens),
+// given a valid cache config: the struct's size (RPA_ERR_UNSUPPORTED when it is
+// not this version's), fields, buffers, and every slot in [-1, num_pages *
+// page_size); a write also refuses two tokens for one slot.
+Status validate_token_batch(const rpa_token_batch* t, const rpa_cache_config& c, const void* k,
+                            const void* v, bool write);
+
 // The per-call buffers.
 Status validate_buffers(const void* queries, const void* keys, const void* values,
                         const void* kv_cache, const void* out, const rpa_options& o);

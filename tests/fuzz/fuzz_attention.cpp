@@ -13,6 +13,8 @@
 //     cache written through rpa_cache_write), when it succeeds, match the
 //     float64 reference (tests/reference.cpp) computed from the cache as
 //     rpa_cache_read returns it after the call, within ref::tolerance.
+// A quarter of the inputs go to the batched token write and read instead
+// (fuzz_token_batch), with slot mappings at the edges.
 // Shapes stay small (a few pages of a few tokens) so that each input runs in
 // about a millisecond.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -189,10 +191,111 @@ void check_against_reference(const rpa_cache_config& cache, const rpa_batch& bat
   }
 }
 
+// A slot as vLLM's slot_mapping holds it: mostly in the cache, often -1 (skip),
+// sometimes out of range or at the int64 extremes.
+int64_t any_slot(FuzzedDataProvider& in, int64_t slots) {
+  switch (in.ConsumeIntegralInRange<int>(0, 11)) {
+    case 0: return std::numeric_limits<int64_t>::min();
+    case 1: return std::numeric_limits<int64_t>::max();
+    case 2: return -1;
+    case 3: return -2;
+    case 4: return slots;
+    default: return in.ConsumeIntegralInRange<int64_t>(0, std::max<int64_t>(slots - 1, 0));
+  }
+}
+
+// rpa_cache_write_tokens / rpa_cache_read_tokens on a batch decoded from the
+// input, its rows as large as the declared strides say. A refused call leaves
+// the cache and the rows as they were; an accepted write leaves the cache as
+// rpa_cache_write of each token does, an accepted read gives rpa_cache_read's rows.
+void fuzz_token_batch(FuzzedDataProvider& in) {
+  rpa_cache_config cache;
+  cache.num_kv_heads = declared(in, 3);
+  cache.head_dim = declared(in, 40);
+  cache.page_size = small_int(in, 0, 5);
+  cache.num_pages = small_int(in, 0, 6);
+  set_dtype(&cache.dtype, in.ConsumeIntegralInRange<int32_t>(-1, 6));
+  const size_t cache_bytes = rpa_cache_bytes(&cache);
+  if (cache_bytes > (size_t(1) << 20)) return;
+  const int64_t row = int64_t(count(cache.num_kv_heads)) * count(cache.head_dim);
+  const int64_t slots = cache_bytes > 0 ? int64_t(cache.num_pages) * cache.page_size : 4;
+
+  rpa_token_batch t{};
+  t.struct_size = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? sizeof t + 8 : sizeof t;
+  std::vector<int64_t> slot_mapping(in.ConsumeIntegralInRange<size_t>(0, 8));
+  for (int64_t& x : slot_mapping) x = any_slot(in, slots);
+  t.num_tokens = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? -1 : int32_t(slot_mapping.size());
+  t.slot_mapping = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : slot_mapping.data();
+  const int32_t act = in.ConsumeIntegralInRange<int32_t>(-1, 3);
+  set_dtype(&t.dtype, act);
+  const auto stride = [&] {
+    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+      case 0: return row - 1;
+      case 1: return int64_t(-1);
+      case 2: return row + 3;
+      default: return int64_t(0);
+    }
+  };
+  t.k_stride = stride();
+  t.v_stride = stride();
+  t.k_scale = any_float(in, 0.05f);
+  t.v_scale = any_float(in, 0.05f);
+  t.num_threads = in.ConsumeIntegralInRange<int32_t>(-1, 3);
+  const bool write = in.ConsumeBool();
+
+  const size_t esz = 4;  // rows sized for the widest act dtype
+  const auto rows_of = [&](int64_t s) {
+    return (slot_mapping.size() + 1) * size_t(std::max(s, row) + 3) * esz;
+  };
+  std::vector<uint8_t> k(rows_of(t.k_stride)), v(rows_of(t.v_stride));
+  for (uint8_t& b : k) b = in.ConsumeIntegral<uint8_t>() & 0x3f;  // finite in every act dtype
+  for (uint8_t& b : v) b = in.ConsumeIntegral<uint8_t>() & 0x3f;
+  std::vector<uint8_t> kv_cache(cache_bytes + 1, 0x42);
+  const std::vector<uint8_t> cache_before = kv_cache, k_before = k;
+  char err[256];
+  const rpa_status status =
+      write ? rpa_cache_write_tokens(kv_cache.data(), &cache, &t, k.data(), v.data(), err, sizeof err)
+            : rpa_cache_read_tokens(kv_cache.data(), &cache, &t, k.data(), v.data(), err, sizeof err);
+  require(status >= RPA_OK && status <= RPA_ERR_INTERNAL, "a status outside rpa_status");
+  require(status != RPA_ERR_INTERNAL, err);
+  if (status != RPA_OK) {
+    require(kv_cache == cache_before, "a refused token batch wrote the cache");
+    require(k == k_before, "a refused token batch wrote k");
+    return;
+  }
+  const size_t act_size = act == RPA_F32 ? 4 : 2;
+  const int64_t ks = t.k_stride ? t.k_stride : row, vs = t.v_stride ? t.v_stride : row;
+  std::vector<uint8_t> want = cache_before;
+  std::vector<uint8_t> one_k(size_t(row) * act_size + 1), one_v(one_k.size());
+  for (int32_t i = 0; i < t.num_tokens; ++i) {
+    const int64_t slot = slot_mapping[size_t(i)];
+    if (slot < 0) continue;
+    const int32_t page = int32_t(slot / cache.page_size), in_page = int32_t(slot % cache.page_size);
+    if (write) {
+      require(rpa_cache_write(want.data(), &cache, page, in_page, k.data() + size_t(i * ks) * act_size,
+                              v.data() + size_t(i * vs) * act_size, t.dtype, t.k_scale, t.v_scale, err,
+                              sizeof err) == RPA_OK,
+              err);
+    } else {
+      require(rpa_cache_read(kv_cache.data(), &cache, page, in_page, one_k.data(), one_v.data(), t.dtype,
+                             t.k_scale, t.v_scale, err, sizeof err) == RPA_OK,
+              err);
+      require(std::memcmp(one_k.data(), k.data() + size_t(i * ks) * act_size, size_t(row) * act_size) == 0 &&
+                  std::memcmp(one_v.data(), v.data() + size_t(i * vs) * act_size, size_t(row) * act_size) == 0,
+              "rpa_cache_read_tokens differs from rpa_cache_read");
+    }
+  }
+  if (write) require(kv_cache == want, "rpa_cache_write_tokens differs from rpa_cache_write");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
+  if (in.ConsumeIntegralInRange<int>(0, 3) == 0) {
+    fuzz_token_batch(in);
+    return 0;
+  }
   const bool checked = in.ConsumeBool();
   Values values_from{in.ConsumeIntegral<uint64_t>()};
 
