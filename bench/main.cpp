@@ -16,6 +16,7 @@
 #include "memory.hpp"
 #include "report.hpp"
 #include "rpa/rpa.h"
+#include "token_io.hpp"
 #include "workloads.hpp"
 
 namespace rpa_bench {
@@ -45,6 +46,8 @@ struct Options {
   int reps = 0;  // 0: the mode's default
   bool smoke = false;
   bool ablate = false;
+  bool shared_pages = false;
+  bool token_io = false;
   bool verbose = false;
 };
 
@@ -68,6 +71,12 @@ struct Options {
       "                           and on avx512_bf16 / amx fp32 FMA tiles for the bf16 pairs;\n"
       "                           P* with a bf16 cache: the cache as token rows, packed at\n"
       "                           read (pack_at_read); every row: no prefetch\n"
+      "  --shared-pages           after each decode row (D*, M1), the same batch with\n"
+      "                           every second decode reading, through its first page,\n"
+      "                           the page the decode before it writes (read after write)\n"
+      "  --token-io               instead of the workloads: rpa_cache_write_tokens and\n"
+      "                           rpa_cache_read_tokens of 32 decode and 2048 prefill\n"
+      "                           tokens per cache dtype and page size, GB/s / B_stream\n"
       "  --verbose                under each row, each thread's busy fraction of the\n"
       "                           attention phase (last timed call)\n");
   std::exit(code);
@@ -111,6 +120,10 @@ Options parse_options(int argc, char** argv) {
       o.smoke = true;
     } else if (arg == "--ablate") {
       o.ablate = true;
+    } else if (arg == "--shared-pages") {
+      o.shared_pages = true;
+    } else if (arg == "--token-io") {
+      o.token_io = true;
     } else if (arg == "--verbose") {
       o.verbose = true;
     } else if (arg == "--workload") {
@@ -209,8 +222,8 @@ struct Bench {
 // default ones.
 Row measure_row(const Bench& b, const WorkloadSpec& w, Activations& act, void* cache,
                 const rpa_cache_config& cfg, const AttentionCall& call,
-                const std::string& variant) {
-  const BatchTables tables(w, cfg.page_size, cfg.num_pages);
+                const std::string& variant, bool shared_pages = false) {
+  const BatchTables tables(w, cfg.page_size, cfg.num_pages, shared_pages);
   rpa_options opts;
   rpa_default_options(&opts, b.mode.shape.num_q_heads, RPA_BF16, b.mode.shape.head_dim);
   opts.update_kv_cache = 1;  // the fused K/V write is part of a serving step's call
@@ -401,6 +414,11 @@ int run(const Options& o) {
           PeakMeter(cpu, o.threads, mode.peak_seconds),
           RunInfo{}};
 
+  if (o.token_io) {
+    progress.clear();
+    return run_token_io({o.page_sizes, o.cache_dtypes, dtype_name, o.threads, o.smoke},
+                        b.stream_buffer, cpu);
+  }
   std::vector<WorkloadSpec> specs;
   for (const std::string& id : o.workloads)
     specs.push_back(*make_workload(id, mode.length_divisor));
@@ -440,6 +458,10 @@ int run(const Options& o) {
       try {
         report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg, library_call,
                                "default"));
+        if (o.shared_pages && carries_decodes(*w, c.cfg)) {
+          report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg, library_call,
+                                 "shared_pages", true));
+        }
         for (const Ablation& a : kAblations) {
           if (!o.ablate || !a.applies(*w, c.cfg)) continue;
           report.add(measure_row(b, *w, activations.at(w->id), cache.data(), c.cfg,

@@ -200,7 +200,8 @@ void fill_cache(void* cache, size_t bytes, rpa_dtype dtype, int threads) {
 
 float cache_scale(rpa_dtype dtype) { return dtype == RPA_INT8 ? 1.0f / 32 : 0.0f; }
 
-BatchTables::BatchTables(const WorkloadSpec& w, int32_t page_size, int32_t num_pages) {
+BatchTables::BatchTables(const WorkloadSpec& w, int32_t page_size, int32_t num_pages,
+                         bool shared_pages) {
   const auto num_seqs = static_cast<int32_t>(w.seqs.size());
   int32_t pages_per_seq = 1;
   for (const Sequence& s : w.seqs)
@@ -234,6 +235,13 @@ BatchTables::BatchTables(const WorkloadSpec& w, int32_t page_size, int32_t num_p
       for (int32_t p = 0; p < pages; ++p)
         table[static_cast<size_t>(i) * static_cast<size_t>(pages_per_seq) + static_cast<size_t>(p)] =
             order[next++];
+    }
+    for (int32_t i = 1; shared_pages && i < w.num_decodes; i += 2) {
+      const int32_t writer_last = (kv_lens_[static_cast<size_t>(i - 1)] - 1) / page_size;
+      if (kv_lens_[static_cast<size_t>(i)] - 1 < page_size) continue;  // entry 0 would be written
+      table[static_cast<size_t>(i) * static_cast<size_t>(pages_per_seq)] =
+          table[static_cast<size_t>(i - 1) * static_cast<size_t>(pages_per_seq) +
+                static_cast<size_t>(writer_last)];
     }
     batches_.push_back(rpa_batch{kv_lens_.data(), table.data(), cu_q_lens_.data(), distribution_,
                                  num_seqs, pages_per_seq, cu_q_lens_.back()});

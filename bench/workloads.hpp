@@ -86,9 +86,12 @@ float cache_scale(rpa_dtype dtype);
 // (cache size / set size - 1) calls ago. A single set would be served from L3
 // on CPUs whose L3 holds the working set (this machine kind reports 480 MiB;
 // D1 reads 268 MB).
+// With shared_pages, every second decode reads through its first entry the
+// page the decode before it writes its new token into (API.md 1.1's read
+// after write), in place of a page of its own: the same bytes to read.
 class BatchTables {
  public:
-  BatchTables(const WorkloadSpec& w, int32_t page_size, int32_t num_pages);
+  BatchTables(const WorkloadSpec& w, int32_t page_size, int32_t num_pages, bool shared_pages = false);
   BatchTables(const BatchTables&) = delete;  // the batches point into the vectors
   BatchTables& operator=(const BatchTables&) = delete;
   const std::vector<rpa_batch>& rotation() const { return batches_; }
