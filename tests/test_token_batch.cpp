@@ -204,7 +204,8 @@ std::string broken_rule(const rpa_token_batch& t, const rpa_cache_config& cfg, b
 TEST(TokenBatch, EdgeValuesGetTheAnswerTheRulesGive) {
   Rng rng(22);
   int refused = 0, accepted = 0;
-  for (int iter = 0; iter < rt::iterations(600); ++iter) {
+  const int iters = rt::iterations(600);
+  for (int iter = 0; iter < iters; ++iter) {
     rpa_cache_config cfg{rt::uniform_int(rng, 1, 3), rt::uniform_int(rng, 1, 20), rt::uniform_int(rng, 1, 5),
                          rt::uniform_int(rng, 1, 4), kCacheDtypes[rt::uniform_int(rng, 0, 5)]};
     const int64_t slots_in_cache = int64_t(cfg.num_pages) * cfg.page_size;
@@ -279,8 +280,8 @@ TEST(TokenBatch, EdgeValuesGetTheAnswerTheRulesGive) {
     EXPECT_TRUE(k.bytes == k0) << what << ": a refused call wrote k";
   }
   std::printf("[ token batches ] %d refused, %d accepted\n", refused, accepted);
-  EXPECT_GT(refused, 100);
-  EXPECT_GT(accepted, 100);
+  EXPECT_GT(refused, iters / 6);  // both answers are exercised
+  EXPECT_GT(accepted, iters / 6);
 }
 
 TEST(TokenBatch, NullCacheAndConfig) {
