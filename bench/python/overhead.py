@@ -2,8 +2,7 @@
 16, Llama-3-8B heads, bf16) through rpa.ragged_paged_attention, through a
 prepared rpa.Plan's run, and through rpa._core with the arguments already
 converted (the binding and the C call alone), medians of many calls in one
-run. The difference between the first and the last is the Python layer's
-cost per call.
+run. The differences are the Python layer's cost per call.
 
     python bench/python/overhead.py [--reps N] [--threads T]
 """
@@ -65,14 +64,22 @@ def main():
     def core_call():
         _core.attention(*ptrs)
 
+    run_ptrs = (q.data_ptr(), k.data_ptr(), v.data_ptr(), cache.data_ptr(), out.data_ptr())
+
+    def core_plan_run():
+        plan._plan.run(*run_ptrs)
+
     t_core = median_us(core_call, a.reps)
+    t_core_plan = median_us(core_plan_run, a.reps)
     t_py = median_us(python_call, a.reps)
     t_plan = median_us(plan_run, a.reps)
     print(f"tiny decode (1 x kv_len 16, {hq}/{hkv} heads x {d}, bf16), {a.threads} thread(s), "
           f"isa {rpa.isa()}, median of {a.reps}:")
     print(f"  rpa._core.attention (binding + C call): {t_core:7.2f} us")
     print(f"  rpa.ragged_paged_attention:             {t_py:7.2f} us  (+{t_py - t_core:.2f} us)")
-    print(f"  rpa.Plan.run (planned once):            {t_plan:7.2f} us")
+    print(f"  rpa._core.Plan.run (binding + C run):   {t_core_plan:7.2f} us")
+    print(f"  rpa.Plan.run (planned once):            {t_plan:7.2f} us  "
+          f"(+{t_plan - t_core_plan:.2f} us)")
 
 
 if __name__ == "__main__":
