@@ -29,7 +29,8 @@ abi_version = _core.abi_version
 _HUGE_PAGE = 2 << 20
 
 
-def _head_bytes(num_kv_heads, head_dim, page_size, dtype):
+def _head_bytes(head_dim, page_size, dtype):
+    """Bytes of one kv head's K and V blocks of a page."""
     return _core.CacheConfig(1, head_dim, page_size, 1, dtype).bytes()
 
 
@@ -40,14 +41,14 @@ def _page_size_of(head_bytes, head_dim, dtype, page_size):
     """The page size whose blocks take head_bytes (the layout pads blocks to
     64 bytes, so for small heads several may: then page_size must say)."""
     if page_size is not None:
-        if _head_bytes(1, head_dim, page_size, dtype) != head_bytes:
+        if _head_bytes(head_dim, page_size, dtype) != head_bytes:
             raise ValueError(f"kv_cache: {head_bytes} bytes per page and kv head do not hold "
                              f"page_size {page_size} at head_dim {head_dim}")
         return page_size
     key = (head_bytes, head_dim, dtype)
     found = _PAGE_SIZES.get(key)
     if found is None:
-        found = tuple(p for p in range(1, 1025) if _head_bytes(1, head_dim, p, dtype) == head_bytes)
+        found = tuple(p for p in range(1, 1025) if _head_bytes(head_dim, p, dtype) == head_bytes)
         _PAGE_SIZES[key] = found
     if len(found) != 1:
         raise ValueError(f"kv_cache: {head_bytes} bytes per page and kv head fit "
@@ -59,7 +60,7 @@ def _page_size_of(head_bytes, head_dim, dtype, page_size):
 def _cache_config(kv_cache, head_dim, page_size, name="kv_cache"):
     """(data pointer, CacheConfig) of a kv_cache for heads of head_dim."""
     ptr, code, shape = view(kv_cache, name, writable=True)
-    if len(shape) != 3 or code > INT8_CODE:
+    if len(shape) != 3 or code >= len(SIZES):
         raise ValueError(f"{name}: shape {tuple(shape)} of {name_of(code)}: (num_pages, "
                          "num_kv_heads, head_elements) of a cache dtype expected (new_kv_cache)")
     key = (shape, code, head_dim, page_size)
@@ -72,7 +73,6 @@ def _cache_config(kv_cache, head_dim, page_size, name="kv_cache"):
     return ptr, cfg
 
 
-INT8_CODE = 5
 _CONFIGS = {}
 
 
