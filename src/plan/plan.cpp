@@ -106,15 +106,10 @@ Status Plan::create(const rpa_cache_config* cache, const rpa_batch* batch, const
     const int32_t* src = batch->page_indices + int64_t(i) * batch->pages_per_seq;
     std::copy(src, src + used, p.page_table_.begin() + int64_t(i) * p.pages_per_seq_);
   }
-  p.decodes_written_first_.clear();
-  p.written_first_.clear();
   for (int32_t i : shared_writers) {
     if (i >= p.decode_end_) break;
-    p.decodes_written_first_.push_back(i);
-  }
-  if (!p.decodes_written_first_.empty()) {
-    p.written_first_.assign(size_t(p.num_seqs_), 0);
-    for (int32_t i : p.decodes_written_first_) p.written_first_[size_t(i)] = 1;
+    if (p.written_first_.empty()) p.written_first_.assign(size_t(p.num_seqs_), 0);
+    p.written_first_[size_t(i)] = 1;
   }
   p.kernels_ = kernels_for_isa(isa.isa, cache->dtype, opts->act_dtype);
   p.num_threads_ = opts->num_threads > 0 ? opts->num_threads : default_num_threads();
@@ -217,7 +212,8 @@ void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache
   const int32_t first_row = fused_decode ? cu_q_lens_[decode_end_] : 0;
   constexpr int32_t kRowsPerTask = 16;
   const int64_t range_tasks = (total_rows - first_row + kRowsPerTask - 1) / kRowsPerTask;
-  const int64_t decodes = fused_decode ? int64_t(decodes_written_first_.size()) : 0;
+  // The decodes among [0, decode_end_) that written_first_ flags, as tasks of their own.
+  const int64_t decodes = fused_decode && !written_first_.empty() ? decode_end_ : 0;
   const int64_t tasks = range_tasks + (decodes + kRowsPerTask - 1) / kRowsPerTask;
   const auto write_row = [&](int32_t seq, int32_t r) {
     const int32_t pos = kv_lens_[seq] - (cu_q_lens_[seq + 1] - r);
@@ -230,10 +226,8 @@ void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache
   ThreadPool::global().parallel_for(tasks, threads, [&](int64_t task, int) {
     if (task >= range_tasks) {
       const int64_t d0 = (task - range_tasks) * kRowsPerTask;
-      for (int64_t d = d0; d < std::min(decodes, d0 + kRowsPerTask); ++d) {
-        const int32_t seq = decodes_written_first_[size_t(d)];
-        write_row(seq, cu_q_lens_[seq]);
-      }
+      for (int32_t seq = int32_t(d0); seq < std::min(decodes, d0 + kRowsPerTask); ++seq)
+        if (written_first_[size_t(seq)]) write_row(seq, cu_q_lens_[seq]);
       return;
     }
     const int32_t r_begin = first_row + int32_t(task) * kRowsPerTask;

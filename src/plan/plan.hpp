@@ -42,7 +42,8 @@ class Plan {
   Status check_rows_order() const;
   void plan_decode_items(int32_t group);
   // The new tokens the decode kernel does not write: all of them, or with
-  // fused_decode those of the prefill and mixed rows and decodes_written_first_.
+  // fused_decode those of the prefill and mixed rows and of the decodes
+  // written_first_ flags.
   void write_new_tokens(const void* keys, const void* values, uint8_t* cache, bool fused_decode,
                         int threads) const;
 
@@ -59,11 +60,10 @@ class Plan {
   // page_table_[i * pages_per_seq_ ...], pages_per_seq_ = the longest need.
   std::vector<int32_t> page_table_;
   int32_t pages_per_seq_ = 0;
-  // Decode sequences whose written page another sequence reads (API.md 1.1:
-  // read after write). Their new tokens are written before attention with the
-  // prefill tokens instead of fused into the decode kernel; written_first_
-  // flags them per sequence (empty when there are none).
-  std::vector<int32_t> decodes_written_first_;
+  // [num_seqs]: 1 for a decode whose written page another sequence reads
+  // (API.md 1.1: read after write); its new token is written before attention
+  // with the prefill tokens instead of fused into the decode kernel. Empty
+  // when there is none.
   std::vector<uint8_t> written_first_;
   std::vector<PlannedItem> items_;  // costliest first
   // Split decode sequences: partial results [first, first + count) merge into seq's row.
