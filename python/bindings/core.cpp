@@ -23,7 +23,16 @@ T* as(Ptr p) {
   return reinterpret_cast<T*>(p);
 }
 
-void raise_on(rpa_status status, const char* err) {
+// call(err, err_len) -> rpa_status with the GIL released; a status other
+// than RPA_OK raised with the library's message.
+template <class Call>
+void call_released(Call&& call) {
+  char err[512] = "";
+  rpa_status status;
+  {
+    py::gil_scoped_release release;
+    status = call(err, sizeof err);
+  }
   if (status == RPA_OK) return;
   if (status == RPA_ERR_OUT_OF_MEMORY) throw std::bad_alloc();
   throw py::value_error(err);
@@ -52,33 +61,26 @@ rpa_options options(int32_t num_q_heads, int32_t act_dtype, float sm_scale, int3
 // A plan (rpa_plan_create) for one batch, run per layer.
 class Plan {
  public:
-  Plan(const rpa_cache_config& cfg, const rpa_batch& b, const rpa_options& o) : cfg_(cfg) {
-    char err[512] = "";
-    rpa_status status = RPA_OK;
-    rpa_plan* plan;
-    {
-      py::gil_scoped_release release;
-      plan = rpa_plan_create(&cfg_, &b, &o, &status, err, sizeof err);
-    }
-    raise_on(status, err);
+  Plan(const rpa_cache_config& cfg, const rpa_batch& b, const rpa_options& o) {
+    rpa_plan* plan = nullptr;
+    call_released([&](char* err, size_t len) {
+      rpa_status status = RPA_OK;
+      plan = rpa_plan_create(&cfg, &b, &o, &status, err, len);
+      return status;
+    });
     plan_.reset(plan);
   }
   void run(Ptr queries, Ptr keys, Ptr values, Ptr kv_cache, Ptr out) const {
-    char err[512] = "";
-    rpa_status status;
-    {
-      py::gil_scoped_release release;
-      status = rpa_plan_run(plan_.get(), as<const void>(queries), as<const void>(keys),
-                            as<const void>(values), as<void>(kv_cache), as<void>(out), err, sizeof err);
-    }
-    raise_on(status, err);
+    call_released([&](char* err, size_t len) {
+      return rpa_plan_run(plan_.get(), as<const void>(queries), as<const void>(keys),
+                          as<const void>(values), as<void>(kv_cache), as<void>(out), err, len);
+    });
   }
 
  private:
   struct Destroy {
     void operator()(rpa_plan* p) const { rpa_plan_destroy(p); }
   };
-  rpa_cache_config cfg_;
   std::unique_ptr<rpa_plan, Destroy> plan_;
 };
 
@@ -96,15 +98,11 @@ void attention(Ptr queries, Ptr keys, Ptr values, Ptr kv_cache, Ptr out, const r
   const rpa_options o = options(num_q_heads, act_dtype, sm_scale, causal, update_kv_cache,
                                 sliding_window, soft_cap, q_scale, k_scale, v_scale, sinks,
                                 num_threads);
-  char err[512] = "";
-  rpa_status status;
-  {
-    py::gil_scoped_release release;
-    status = rpa_ragged_paged_attention(as<const void>(queries), as<const void>(keys),
-                                        as<const void>(values), as<void>(kv_cache), &cfg, &b, &o,
-                                        as<void>(out), err, sizeof err);
-  }
-  raise_on(status, err);
+  call_released([&](char* err, size_t len) {
+    return rpa_ragged_paged_attention(as<const void>(queries), as<const void>(keys),
+                                      as<const void>(values), as<void>(kv_cache), &cfg, &b, &o,
+                                      as<void>(out), err, len);
+  });
 }
 
 // rpa_cache_write_tokens (write) or rpa_cache_read_tokens.
@@ -114,16 +112,12 @@ void token_batch(bool write, Ptr kv_cache, const rpa_cache_config& cfg, int32_t 
   const rpa_token_batch t{sizeof t,  num_tokens, as<const int64_t>(slot_mapping),
                           static_cast<rpa_dtype>(dtype), k_stride, v_stride, k_scale, v_scale,
                           num_threads};
-  char err[512] = "";
-  rpa_status status;
-  {
-    py::gil_scoped_release release;
-    status = write ? rpa_cache_write_tokens(as<void>(kv_cache), &cfg, &t, as<const void>(k),
-                                            as<const void>(v), err, sizeof err)
-                   : rpa_cache_read_tokens(as<const void>(kv_cache), &cfg, &t, as<void>(k),
-                                           as<void>(v), err, sizeof err);
-  }
-  raise_on(status, err);
+  call_released([&](char* err, size_t len) {
+    return write ? rpa_cache_write_tokens(as<void>(kv_cache), &cfg, &t, as<const void>(k),
+                                          as<const void>(v), err, len)
+                 : rpa_cache_read_tokens(as<const void>(kv_cache), &cfg, &t, as<void>(k),
+                                         as<void>(v), err, len);
+  });
 }
 
 }  // namespace

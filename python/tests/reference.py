@@ -75,7 +75,7 @@ class Batch:
 
     def fill_cache(self, cache, rng, make, k_scale=None, v_scale=None):
         """Writes every sequence's cached positions (before its new tokens)."""
-        slots, n = [], 0
+        slots = []
         for i, (q_len, kv_len) in enumerate(self.seqs):
             for pos in range(kv_len - q_len):
                 slots.append(self.page_indices[i, pos // self.page_size] * self.page_size +
