@@ -16,6 +16,7 @@
 #include "memory.hpp"
 #include "report.hpp"
 #include "rpa/rpa.h"
+#include "tiny_call.hpp"
 #include "token_io.hpp"
 #include "workloads.hpp"
 
@@ -48,6 +49,7 @@ struct Options {
   bool ablate = false;
   bool shared_pages = false;
   bool token_io = false;
+  bool tiny_call = false;
   bool verbose = false;
 };
 
@@ -77,6 +79,9 @@ struct Options {
       "  --token-io               instead of the workloads: rpa_cache_write_tokens and\n"
       "                           rpa_cache_read_tokens of 32 decode and 2048 prefill\n"
       "                           tokens per cache dtype and page size, GB/s / B_stream\n"
+      "  --tiny-call              instead of the workloads: the C call on a tiny decode\n"
+      "                           (1 x kv_len 16), median us of --reps calls (default\n"
+      "                           20000): what bench/python/overhead.py compares with\n"
       "  --verbose                under each row, each thread's busy fraction of the\n"
       "                           attention phase (last timed call)\n");
   std::exit(code);
@@ -124,6 +129,8 @@ Options parse_options(int argc, char** argv) {
       o.shared_pages = true;
     } else if (arg == "--token-io") {
       o.token_io = true;
+    } else if (arg == "--tiny-call") {
+      o.tiny_call = true;
     } else if (arg == "--verbose") {
       o.verbose = true;
     } else if (arg == "--workload") {
@@ -403,6 +410,7 @@ RunInfo describe_run(const Options& o, const Bench& b, const HugeBuffer& cache) 
 }
 
 int run(const Options& o) {
+  if (o.tiny_call) return run_tiny_call(o.reps ? o.reps : 20000, o.threads);
   Progress progress;
   const Mode mode = make_mode(o);
   const CpuFeatures cpu = detect_cpu_features();

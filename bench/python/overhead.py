@@ -1,13 +1,19 @@
 """What the Python package adds to a call: a tiny decode (1 sequence, kv_len
-16, Llama-3-8B heads, bf16) through rpa.ragged_paged_attention, through a
-prepared rpa.Plan's run, and through rpa._core with the arguments already
-converted (the binding and the C call alone), medians of many calls in one
-run. The differences are the Python layer's cost per call.
+16, Llama-3-8B heads, bf16) as the C call (rpa-bench --tiny-call, the same
+batch in C), through rpa._core with the arguments already converted (the
+binding alone), through rpa.ragged_paged_attention, and through a prepared
+rpa.Plan's run. Medians of many calls, in rounds that alternate the four so
+that the machine's drift falls on all of them; the differences to the C call
+are the Python layer's cost per call.
 
-    python bench/python/overhead.py [--reps N] [--threads T]
+    python bench/python/overhead.py [--reps N] [--rounds R] [--threads T]
+                                    [--rpa-bench build/bench/rpa-bench]
 """
 
 import argparse
+import re
+import statistics
+import subprocess
 import time
 
 import torch
@@ -30,8 +36,10 @@ def median_us(fn, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=20000)
+    ap.add_argument("--reps", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rpa-bench", default="build/bench/rpa-bench")
     a = ap.parse_args()
     hq, hkv, d, page = 32, 8, 128, 16
     cache = rpa.new_kv_cache(4, page, hkv, d, torch.bfloat16)
@@ -69,17 +77,28 @@ def main():
     def core_plan_run():
         plan._plan.run(*run_ptrs)
 
-    t_core = median_us(core_call, a.reps)
-    t_core_plan = median_us(core_plan_run, a.reps)
-    t_py = median_us(python_call, a.reps)
-    t_plan = median_us(plan_run, a.reps)
+    def c_call_us():
+        line = subprocess.run([a.rpa_bench, "--tiny-call", "--reps", str(a.reps), "--threads",
+                               str(a.threads)], check=True, capture_output=True, text=True).stdout
+        return float(re.search(r"([0-9.]+) us", line).group(1))
+
+    rows = {"C call (rpa-bench --tiny-call)": c_call_us,
+            "rpa._core.attention (the binding)": lambda: median_us(core_call, a.reps),
+            "rpa.ragged_paged_attention": lambda: median_us(python_call, a.reps),
+            "rpa._core.Plan.run (the binding)": lambda: median_us(core_plan_run, a.reps),
+            "rpa.Plan.run (planned once)": lambda: median_us(plan_run, a.reps)}
+    times = {name: [] for name in rows}
+    for _ in range(a.rounds):
+        for name, measure in rows.items():
+            times[name].append(measure())
+    c_name = "C call (rpa-bench --tiny-call)"
+    c_call = statistics.median(times[c_name])
     print(f"tiny decode (1 x kv_len 16, {hq}/{hkv} heads x {d}, bf16), {a.threads} thread(s), "
-          f"isa {rpa.isa()}, median of {a.reps}:")
-    print(f"  rpa._core.attention (binding + C call): {t_core:7.2f} us")
-    print(f"  rpa.ragged_paged_attention:             {t_py:7.2f} us  (+{t_py - t_core:.2f} us)")
-    print(f"  rpa._core.Plan.run (binding + C run):   {t_core_plan:7.2f} us")
-    print(f"  rpa.Plan.run (planned once):            {t_plan:7.2f} us  "
-          f"(+{t_plan - t_core_plan:.2f} us)")
+          f"isa {rpa.isa()}, medians of {a.rounds} rounds of {a.reps} calls:")
+    for name, got in times.items():
+        t = statistics.median(got)
+        extra = f"  (+{t - c_call:.2f} us over the C call)" if name != c_name else ""
+        print(f"  {name:36s} {t:7.2f} us{extra}")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ class Plan {
                           as<const void>(values), as<void>(kv_cache), as<void>(out), err, len);
     });
   }
+  // The rpa_plan, for rpa._torch_fast.plan_run (alive as long as this Plan).
+  Ptr handle() const { return reinterpret_cast<Ptr>(plan_.get()); }
 
  private:
   struct Destroy {
@@ -144,7 +146,8 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Plan>(m, "Plan")
       .def(py::init<const rpa_cache_config&, const rpa_batch&, const rpa_options&>())
-      .def("run", &Plan::run);
+      .def("run", &Plan::run)
+      .def("handle", &Plan::handle);
   m.def("attention", &attention);
   m.def("token_batch", &token_batch);
 }

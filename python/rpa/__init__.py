@@ -13,6 +13,7 @@ K and V blocks of the page, head_elements = the blocks' bytes / element size.
 """
 
 import mmap as _mmap
+import sys as _sys
 
 from . import _core
 from ._arrays import (ACT_DTYPES, INT32, INT64, NAMES, SIZES, Array, dtype_code, index_array,
@@ -208,6 +209,39 @@ def _empty_like(a):
     return np.empty_like(a)
 
 
+def _defer(*args):
+    return None
+
+
+def _load_torch_fast():
+    """Binds rpa._torch_fast's calls, the path for CPU torch tensors, once
+    torch is imported; where it is not built, or built for another torch,
+    every call takes the general path."""
+    global _torch_attention, _torch_plan_run
+    try:
+        from . import _torch_fast
+    except ImportError:
+        _torch_attention = _torch_plan_run = _defer
+    else:
+        _torch_attention, _torch_plan_run = _torch_fast.attention, _torch_fast.plan_run
+
+
+def _torch_attention(*args):
+    """rpa._torch_fast.attention: out, or None for the general path."""
+    if "torch" not in _sys.modules:
+        return None
+    _load_torch_fast()
+    return _torch_attention(*args)
+
+
+def _torch_plan_run(*args):
+    """rpa._torch_fast.plan_run: out, or None for the general path."""
+    if "torch" not in _sys.modules:
+        return None
+    _load_torch_fast()
+    return _torch_plan_run(*args)
+
+
 def ragged_paged_attention(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens,
                            distribution, attention_sink=None, *, sm_scale=1.0,
                            sliding_window=None, soft_cap=None, q_scale=None, k_scale=None,
@@ -227,6 +261,12 @@ def ragged_paged_attention(queries, keys, values, kv_cache, kv_lens, page_indice
     Errors raise ValueError (the library's message for the contract's rules)
     before anything is written.
     """
+    done = _torch_attention(queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens,
+                            distribution, attention_sink, out, sm_scale, sliding_window,
+                            soft_cap, q_scale, k_scale, v_scale, use_causal_mask,
+                            update_kv_cache, num_threads, page_size)
+    if done is not None:
+        return done, kv_cache
     q, k, v, o, out, (t, hq, d), hkv, act = _activations(queries, keys, values, out,
                                                          update_kv_cache)
     cache, cfg = _cache_config(kv_cache, d, page_size)
@@ -276,10 +316,15 @@ class Plan:
                              float(v_scale or 0.0), _sinks(attention_sink, num_q_heads),
                              int(num_threads or 0))
         self._plan = _core.Plan(self._cfg, _core.Batch(*batch, max_num_tokens), opts)
+        self._torch_spec = (self._plan.handle(), self._act, *self._q_shape, code,
+                            *self._cache_shape, int(self._update))
         del keep
 
     def run(self, queries, keys, values, kv_cache, out=None):
         """One layer: returns (out, kv_cache), kv_cache updated in place."""
+        done = _torch_plan_run(self._torch_spec, queries, keys, values, kv_cache, out)
+        if done is not None:
+            return done, kv_cache
         q, k, v, o, out, q_shape, hkv, act = _activations(queries, keys, values, out,
                                                           self._update)
         if q_shape != self._q_shape or act != self._act:

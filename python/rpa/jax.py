@@ -7,9 +7,13 @@ BENCHMARKS.md has its cost).
 
 Shapes and dtypes are checked when the call is traced (ValueError naming the
 argument); the contract's rules on the batch's values are checked by the
-library when the call runs, and a broken one fails the computation with the
-library's message (jax raises it as an XlaRuntimeError).
+library when the call runs. Called eagerly (no jit), the call waits for its
+result and a broken rule raises ValueError with the library's message; under
+jax.jit it fails the computation with that message, which jax raises as a
+jax.errors.JaxRuntimeError when the result is used.
 """
+
+import re
 
 import numpy as np
 
@@ -100,12 +104,23 @@ def ragged_paged_attention(queries, keys, values, kv_cache, kv_lens, page_indice
         (jax.ShapeDtypeStruct(queries.shape, queries.dtype),
          jax.ShapeDtypeStruct(kv_cache.shape, kv_cache.dtype)),
         input_output_aliases={3: 1})
-    out, new_cache = call(
-        queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution, sink,
-        page_size=np.int32(page), sm_scale=np.float32(sm_scale),
-        sliding_window=np.int32(sliding_window or 0), soft_cap=np.float32(soft_cap or 0.0),
-        q_scale=np.float32(q_scale or 0.0), k_scale=np.float32(k_scale or 0.0),
-        v_scale=np.float32(v_scale or 0.0), causal=np.int32(1 if use_causal_mask else 0),
-        update_kv_cache=np.int32(1 if update_kv_cache else 0),
-        num_threads=np.int32(num_threads or 0))
-    return out, new_cache
+    args = (queries, keys, values, kv_cache, kv_lens, page_indices, cu_q_lens, distribution,
+            sink)
+    statics = dict(page_size=np.int32(page), sm_scale=np.float32(sm_scale),
+                   sliding_window=np.int32(sliding_window or 0),
+                   soft_cap=np.float32(soft_cap or 0.0), q_scale=np.float32(q_scale or 0.0),
+                   k_scale=np.float32(k_scale or 0.0), v_scale=np.float32(v_scale or 0.0),
+                   causal=np.int32(1 if use_causal_mask else 0),
+                   update_kv_cache=np.int32(1 if update_kv_cache else 0),
+                   num_threads=np.int32(num_threads or 0))
+    if any(isinstance(a, jax.core.Tracer) for a in args):
+        return tuple(call(*args, **statics))
+    try:
+        return tuple(jax.block_until_ready(call(*args, **statics)))
+    except jax.errors.JaxRuntimeError as e:
+        raise ValueError(_library_message(str(e))) from None
+
+
+def _library_message(text):
+    """The library's message in jax's error text ("INVALID_ARGUMENT: ...")."""
+    return re.sub(r"^[A-Z_]+: ", "", text.strip().split("\n", 1)[0])

@@ -37,6 +37,13 @@ def cache_bytes(cache):
             else cache.view(np.uint8).copy())
 
 
+def batch_args(b, kind):
+    """The batch arrays as the front end `kind` holds them (torch: the path
+    for CPU torch tensors, rpa._torch_fast, where it is built)."""
+    args = b.args()
+    return tuple(torch.from_numpy(a) for a in args) if kind == "torch" else args
+
+
 def run_case(seed, kind, cache_dt, act, page_size=16, group=4, head_dim=32, seqs=MIX,
              decode_end=3, prefill_end=5, **opts):
     rng = np.random.default_rng(seed)
@@ -49,7 +56,8 @@ def run_case(seed, kind, cache_dt, act, page_size=16, group=4, head_dim=32, seqs
     q, k, v = b.activations(rng, make)
     ptr = cache.data_ptr() if kind == "torch" else cache.ctypes.data
     sm_scale = opts.pop("sm_scale", head_dim ** -0.5)
-    out, cache_after = rpa.ragged_paged_attention(q, k, v, cache, *b.args(), sm_scale=sm_scale,
+    out, cache_after = rpa.ragged_paged_attention(q, k, v, cache, *batch_args(b, kind),
+                                                  sm_scale=sm_scale,
                                                   k_scale=scale, v_scale=scale,
                                                   page_size=page_size, **opts)
     assert cache_after is cache
@@ -148,6 +156,12 @@ def test_plan_runs_each_layer():
         out, _ = plan.run(q, k, v, cache)
         check(as_f64(out[:b.tokens]), attention(b, as_f64(q), cache, sm_scale=0.25), "bfloat16",
               "bfloat16", 32, f"layer {layer}")
+    before = cache_bytes(cache)
+    with pytest.raises(ValueError, match="planned for bfloat16 of"):
+        plan.run(q[:-1], k[:-1], v[:-1], cache)
+    with pytest.raises(ValueError, match="kv_cache: bfloat16 of shape"):
+        plan.run(q, k, v, cache[:-1])
+    assert np.array_equal(cache_bytes(cache), before)
 
 
 def test_threads():
@@ -213,11 +227,15 @@ def error_case():
     ("cache shape", lambda a: a.update(cache=a["cache"][:, :, :-4]), "kv_cache"),
     ("cache on a wrong array", lambda a: a.update(cache=[1, 2, 3]), "kv_cache: list"),
 ])
-def test_errors_change_nothing(what, mutate, message):
+@pytest.mark.parametrize("batch_kind", ["numpy", "torch"])
+def test_errors_change_nothing(what, mutate, message, batch_kind):
     b, cache, q, k, v = error_case()
     a = dict(q=q, k=k, v=v, cache=cache, kv_lens=b.kv_lens.copy(),
              pages=b.page_indices.copy(), cu=b.cu_q_lens.copy(), dist=b.distribution.copy())
     mutate(a)
+    if batch_kind == "torch":
+        for name in ("kv_lens", "pages", "cu", "dist"):
+            a[name] = torch.from_numpy(a[name])
     before = cache_bytes(cache)
     out = torch.full_like(q, 3.0)
     with pytest.raises(ValueError, match=message):
@@ -225,6 +243,31 @@ def test_errors_change_nothing(what, mutate, message):
                                    a["cu"], a["dist"], out=out if a["q"] is q else None)
     assert np.array_equal(cache_bytes(cache), before), what
     assert bool((out == 3.0).all()), what
+
+
+def test_torch_path_is_taken_and_agrees_with_the_general_path():
+    # Batch arrays as torch tensors take rpa._torch_fast where it is built; as
+    # NumPy arrays the general path: the same bits in out and in the cache.
+    rng = np.random.default_rng(12)
+    b = Batch(rng, MIX, 3, 5, 16, 2, 4, 32, "bfloat16", "bfloat16")
+    caches = [rpa.new_kv_cache(b.num_pages, 16, 2, 32, torch.bfloat16) for _ in range(2)]
+    make = front("torch", "bfloat16")
+    b.fill_cache(caches[0], rng, make)
+    caches[1].copy_(caches[0])
+    q, k, v = b.activations(rng, make)
+    sinks = torch.linspace(-1, 1, 8)
+    outs = [rpa.ragged_paged_attention(q, k, v, cache, *batch_args(b, kind), sinks,
+                                       sm_scale=0.2, soft_cap=9.0, sliding_window=20)[0]
+            for cache, kind in zip(caches, ("torch", "numpy"))]
+    assert torch.equal(outs[0][:b.tokens], outs[1][:b.tokens])
+    assert torch.equal(caches[0], caches[1])
+    try:
+        from rpa import _torch_fast
+    except ImportError:
+        pytest.skip("rpa._torch_fast is not built for this torch")
+    assert rpa._torch_attention is _torch_fast.attention
+    assert _torch_fast.attention(q, k, v, caches[0], *b.args(), None, None, 1.0, None, None,
+                                 None, None, None, True, True, None, None) is None  # defers
 
 
 def test_token_io_errors_change_nothing():

@@ -62,10 +62,12 @@ def test_library_errors_carry_its_message():
     b, cache, q, k, v = case(16)
     kv_lens = b.kv_lens.copy()
     kv_lens[2] = 3  # sequence 2 has q_len 9
-    with pytest.raises(Exception, match=r"sequence 2: q_len 9 > kv_len 3"):
-        jax.block_until_ready(rpa_jax.ragged_paged_attention(
-            jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(cache),
-            jnp.asarray(kv_lens), *[jnp.asarray(a) for a in b.args()[1:]]))
+    args = (jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(cache),
+            jnp.asarray(kv_lens), *[jnp.asarray(a) for a in b.args()[1:]])
+    with pytest.raises(ValueError, match=r"^sequence 2: q_len 9 > kv_len 3"):  # eager
+        rpa_jax.ragged_paged_attention(*args)
+    with pytest.raises(jax.errors.JaxRuntimeError, match=r"sequence 2: q_len 9 > kv_len 3"):
+        jax.block_until_ready(jax.jit(rpa_jax.ragged_paged_attention)(*args))
 
 
 def test_new_kv_cache():
