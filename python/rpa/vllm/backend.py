@@ -8,7 +8,8 @@ keys and values into the cache and attending in one call
 per-layer view [num_blocks, num_kv_heads, block_size, 2 * head_size] holds
 per block and kv head the block's keys, then its values, which are the
 bytes of rpa's page when rpa pads nothing (blocks of a multiple of 64
-bytes); the builder refuses the other shapes with a clear error.
+bytes). What rpa cannot run (refusal()) is left to CPU_ATTN when vLLM
+selects each layer's backend (rpa.vllm.register).
 """
 
 from dataclasses import dataclass
@@ -29,10 +30,58 @@ import rpa
 from rpa._arrays import dtype_code
 
 
+# vLLM's fp8 kv_cache_dtype names and the formats they store (as uint8
+# tensors); rpa's caches of the same formats, dequantized as stored * scale
+# with the layer's k/v scale, as vLLM's.
+FP8_CACHES = {"fp8": torch.float8_e4m3fn, "fp8_e4m3": torch.float8_e4m3fn,
+              "fp8_e5m2": torch.float8_e5m2}
+# Selector flags for features rpa does not have.
+UNSUPPORTED_FLAGS = ("use_mla", "use_sparse", "use_mm_prefix", "use_non_causal",
+                     "use_per_head_quant_scales", "use_pcp", "use_dcp",
+                     "use_adaptive_verification", "use_rswa", "use_batch_invariant")
+
+
+def cache_format(kv_cache_dtype, model_dtype):
+    """The torch dtype of rpa's cache for vLLM's kv_cache_dtype."""
+    return model_dtype if kv_cache_dtype in (None, "auto") else FP8_CACHES[kv_cache_dtype]
+
+
+def refusal(config, block_size):
+    """Why rpa cannot run a layer with vLLM's AttentionSelectorConfig at
+    block_size (None: not checked), or None when it can."""
+    if config.attn_type != AttentionType.DECODER:
+        return f"attn_type {config.attn_type}: rpa runs decoder attention"
+    if config.dtype not in RPABackend.supported_dtypes:
+        return f"dtype {config.dtype}"
+    kv = config.kv_cache_dtype or "auto"
+    if kv not in RPABackend.supported_kv_cache_dtypes:
+        return f"kv_cache_dtype {kv}"
+    if not 1 <= config.head_size <= 512:
+        return f"head_size {config.head_size}: rpa takes 1 to 512"
+    flags = [f for f in UNSUPPORTED_FLAGS if getattr(config, f, False)]
+    if flags:
+        return ", ".join(flags)
+    if block_size is not None:
+        return padding(config.head_size, block_size, cache_format(kv, config.dtype))
+    return None
+
+
+def padding(head_size, block_size, cache_dtype):
+    """Why rpa's page differs from vLLM's block, or None when they are the same bytes."""
+    element = torch.empty((), dtype=cache_dtype).element_size()
+    rpa_bytes = rpa._head_bytes(head_size, block_size, dtype_code(cache_dtype))
+    vllm_bytes = 2 * block_size * head_size * element
+    if rpa_bytes == vllm_bytes:
+        return None
+    return (f"head_size {head_size} at block_size {block_size} ({cache_dtype}): rpa's page "
+            f"takes {rpa_bytes} bytes per kv head, vLLM's block {vllm_bytes} (rpa pads blocks "
+            "whose keys are not a multiple of 64 bytes)")
+
+
 class RPABackend(AttentionBackend):
     forward_includes_kv_cache_update = True
     supported_dtypes = [torch.float16, torch.bfloat16, torch.float32]
-    supported_kv_cache_dtypes = ["auto"]
+    supported_kv_cache_dtypes = ["auto", *FP8_CACHES]
 
     @staticmethod
     def get_name():
@@ -87,16 +136,14 @@ class RPAMetadataBuilder(AttentionMetadataBuilder[RPAMetadata]):
         spec = kv_cache_spec
         self.num_kv_heads, self.head_size, self.block_size = (spec.num_kv_heads, spec.head_size,
                                                               spec.block_size)
-        self.cache_dtype, self.act_dtype = spec.dtype, vllm_config.model_config.dtype
-        element = torch.empty((), dtype=self.cache_dtype).element_size()
-        rpa_bytes = rpa._head_bytes(self.head_size, self.block_size,
-                                    dtype_code(self.cache_dtype))
-        vllm_bytes = 2 * self.block_size * self.head_size * element
-        if rpa_bytes != vllm_bytes:
-            raise ValueError(f"rpa: head_size {self.head_size} at block_size {self.block_size} "
-                             f"({self.cache_dtype}): rpa's page takes {rpa_bytes} bytes per kv "
-                             f"head, vLLM's block {vllm_bytes}; pick a block size whose keys "
-                             "take a multiple of 64 bytes")
+        impl = next(iter(self.layers.values())).impl
+        self.act_dtype = vllm_config.model_config.dtype
+        self.cache_dtype = cache_format(impl.kv_cache_dtype, self.act_dtype)
+        # rpa.vllm.register leaves these shapes to CPU_ATTN when it knows the
+        # block size at selection; this catches the others.
+        why = padding(self.head_size, self.block_size, self.cache_dtype)
+        if why:
+            raise ValueError(f"rpa: {why}")
 
     def build(self, common_prefix_len: int, common_attn_metadata: CommonAttentionMetadata,
               fast_build: bool = False) -> RPAMetadata:
@@ -113,10 +160,10 @@ class RPAMetadataBuilder(AttentionMetadataBuilder[RPAMetadata]):
                  torch.tensor([num_decodes, num_decodes, n], dtype=torch.int32))
         plans = {}
         for layer in self.layers.values():
-            key = layer.impl.plan_key()
+            key = layer.impl.plan_key(layer)
             if key not in plans:
-                plans[key] = layer.impl.plan(batch, num_pages, self.block_size, self.cache_dtype,
-                                             self.act_dtype, m.num_actual_tokens)
+                plans[key] = layer.impl.plan(layer, batch, num_pages, self.block_size,
+                                             self.cache_dtype, self.act_dtype, m.num_actual_tokens)
         return RPAMetadata(m.num_actual_tokens, plans)
 
     def _num_pages(self):
@@ -138,20 +185,32 @@ class RPAImpl(AttentionImpl):
         self.soft_cap = logits_soft_cap or None
         self.sinks = sinks
         self._sinks_f32 = None
+        self.kv_cache_dtype = kv_cache_dtype
+        self.fp8_format = FP8_CACHES.get(kv_cache_dtype)
 
-    def plan_key(self):
+    def plan_key(self, layer):
+        """What a plan holds of the layer: layers with the same key share it."""
         return (self.scale, self.sliding_window, self.soft_cap,
-                None if self.sinks is None else self.sinks.data_ptr())
+                None if self.sinks is None else self.sinks.data_ptr(), *self.kv_scales(layer))
 
-    def plan(self, batch, num_pages, page_size, cache_dtype, act_dtype, num_tokens):
+    def kv_scales(self, layer):
+        """The layer's k and v scales for an fp8 cache (vLLM's, set when the
+        weights load), else none."""
+        if self.fp8_format is None:
+            return None, None
+        return layer._k_scale_float, layer._v_scale_float
+
+    def plan(self, layer, batch, num_pages, page_size, cache_dtype, act_dtype, num_tokens):
         """The step's plan for layers with this layer's options."""
         if self.sinks is not None and self._sinks_f32 is None:
             self._sinks_f32 = self.sinks.detach().float().contiguous()
+        k_scale, v_scale = self.kv_scales(layer)
         return rpa.Plan(*batch, self._sinks_f32, num_q_heads=self.num_heads,
                         num_kv_heads=self.num_kv_heads, head_dim=self.head_size,
                         page_size=page_size, num_pages=num_pages, cache_dtype=cache_dtype,
                         act_dtype=act_dtype, max_num_tokens=num_tokens, sm_scale=self.scale,
-                        sliding_window=self.sliding_window, soft_cap=self.soft_cap)
+                        sliding_window=self.sliding_window, soft_cap=self.soft_cap,
+                        k_scale=k_scale, v_scale=v_scale)
 
     def forward(self, layer, query, key, value, kv_cache, attn_metadata, output,
                 output_scale=None, output_block_scale=None):
@@ -160,13 +219,15 @@ class RPAImpl(AttentionImpl):
         if attn_metadata is None or attn_metadata.plans is None:
             return output  # warm-up: no cache yet
         n = attn_metadata.num_actual_tokens
-        plan = attn_metadata.plans[self.plan_key()]
+        plan = attn_metadata.plans[self.plan_key(layer)]
         # q, k, v are strided views of the fused qkv projection; rpa takes
         # contiguous rows, so they are copied (the step's new tokens only).
         q = query[:n].contiguous()
         k = key[:n].contiguous()
         v = value[:n].contiguous()
         out = output[:n].view(n, self.num_heads, self.head_size)
+        if self.fp8_format is not None:
+            kv_cache = kv_cache.view(self.fp8_format)  # vLLM's uint8 bytes
         cache = kv_cache.view(kv_cache.shape[0], kv_cache.shape[1], -1)
         plan.run(q, k, v, cache, out)
         return output
