@@ -50,14 +50,15 @@ def transformers_greedy(model_dir, prompts, max_tokens, fp8_format=None):
 
 def vllm_greedy(model_dir, prompts, max_tokens, tmp_path, block_size, max_num_batched_tokens,
                 tensor_parallel_size=1, kv_cache_dtype="auto"):
-    """The tokens vLLM generates with RPA_VLLM=1, and the engine's log."""
+    """The tokens vLLM generates with RPA_VLLM=1, and the engine's log (which
+    names the first page one sequence of a step read while another wrote it)."""
     req = tmp_path / "request.json"
     req.write_text(json.dumps(dict(model=model_dir, prompts=prompts, max_tokens=max_tokens,
                                    block_size=block_size, dtype="float32",
                                    max_num_batched_tokens=max_num_batched_tokens,
                                    tensor_parallel_size=tensor_parallel_size,
                                    kv_cache_dtype=kv_cache_dtype)))
-    env = dict(os.environ, RPA_VLLM="1", VLLM_CPU_KVCACHE_SPACE="1")
+    env = dict(os.environ, RPA_VLLM="1", VLLM_CPU_KVCACHE_SPACE="1", RPA_VLLM_LOG_SHARED_PAGES="1")
     if tensor_parallel_size == 2:
         # vLLM's automatic binding wants a NUMA node per rank; one core each here.
         env["VLLM_CPU_OMP_THREADS_BIND"] = "0|1"

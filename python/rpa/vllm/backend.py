@@ -12,10 +12,12 @@ bytes). What rpa cannot run (refusal()) is left to CPU_ATTN when vLLM
 selects each layer's backend (rpa.vllm.register).
 """
 
+import os
 from dataclasses import dataclass
 
 import torch
 from vllm.config import VllmConfig, get_layers_from_vllm_config
+from vllm.logger import init_logger
 from vllm.model_executor.layers.attention import Attention
 from vllm.v1.attention.backend import (
     AttentionBackend,
@@ -28,6 +30,13 @@ from vllm.v1.kv_cache_interface import AttentionSpec, KVCacheLayout
 
 import rpa
 from rpa._arrays import dtype_code
+
+logger = init_logger("vllm.rpa")
+# Set: the builder looks for a page that one sequence of the step writes and
+# another reads (prefix caching hands out pages still being written; rpa's
+# contract 1.1 orders the write first) and logs the first it sees. For tests:
+# it costs a pass over the step's page tables in Python.
+LOG_SHARED_PAGES = "RPA_VLLM_LOG_SHARED_PAGES"
 
 
 # vLLM's fp8 kv_cache_dtype names and the formats they store (as uint8
@@ -144,6 +153,7 @@ class RPAMetadataBuilder(AttentionMetadataBuilder[RPAMetadata]):
         why = padding(self.head_size, self.block_size, self.cache_dtype)
         if why:
             raise ValueError(f"rpa: {why}")
+        self.log_shared_pages = os.environ.get(LOG_SHARED_PAGES, "") not in ("", "0")
 
     def build(self, common_prefix_len: int, common_attn_metadata: CommonAttentionMetadata,
               fast_build: bool = False) -> RPAMetadata:
@@ -156,6 +166,9 @@ class RPAMetadataBuilder(AttentionMetadataBuilder[RPAMetadata]):
         q_lens = m.query_start_loc_cpu[1:n + 1] - m.query_start_loc_cpu[:n]
         longer = (q_lens != 1).nonzero()
         num_decodes = int(longer[0, 0]) if len(longer) else n
+        if self.log_shared_pages:
+            self._log_shared_page(m.seq_lens[:n].tolist(), q_lens.tolist(),
+                                  m.block_table_tensor[:n].tolist())
         batch = (m.seq_lens[:n], m.block_table_tensor[:n], cu_q_lens,
                  torch.tensor([num_decodes, num_decodes, n], dtype=torch.int32))
         plans = {}
@@ -165,6 +178,19 @@ class RPAMetadataBuilder(AttentionMetadataBuilder[RPAMetadata]):
                 plans[key] = layer.impl.plan(layer, batch, num_pages, self.block_size,
                                              self.cache_dtype, self.act_dtype, m.num_actual_tokens)
         return RPAMetadata(m.num_actual_tokens, plans)
+
+    def _log_shared_page(self, seq_lens, q_lens, block_table):
+        writer = {}
+        for i, (end, q) in enumerate(zip(seq_lens, q_lens)):
+            for b in range((end - q) // self.block_size, (end - 1) // self.block_size + 1):
+                writer.setdefault(block_table[i][b], i)
+        for j, end in enumerate(seq_lens):
+            for page in block_table[j][:(end - 1) // self.block_size + 1]:
+                if writer.get(page, j) != j:
+                    logger.info("rpa: a step where sequence %d reads page %d, which sequence %d "
+                                "writes", j, page, writer[page])
+                    self.log_shared_pages = False
+                    return
 
     def _num_pages(self):
         cache = next(iter(self.layers.values())).kv_cache
