@@ -19,6 +19,7 @@ struct Ops {
   static constexpr int kDecodeValueRows = 4;
   static constexpr int kDecodeVecsPerBlock = 2;
   static constexpr int kDecodeScoreChunks = 2;
+  static constexpr int kPrefetchLocality = 2;  // software prefetches into L2 (prefetcht1)
   static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 
   static __m256i lane_index() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }

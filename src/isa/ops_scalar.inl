@@ -13,6 +13,7 @@ struct Ops {
   static constexpr int kDecodeValueRows = 4;
   static constexpr int kDecodeVecsPerBlock = 4;
   static constexpr int kDecodeScoreChunks = 1;
+  static constexpr int kPrefetchLocality = 2;  // software prefetches into L2 (prefetcht1)
   static constexpr bool kBf16Dot = false;  // no bf16 dot product instruction
 
   static F zero() { return 0.0f; }
