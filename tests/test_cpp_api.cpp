@@ -278,6 +278,33 @@ TEST(CppApi, AttentionEqualsCBitExactlyBf16WithOptions) {
   EXPECT_EQ(b.cache, cache_c);
 }
 
+// run_strided on views into one fused [T, (Hq + 2 Hkv) D] buffer equals run on
+// the packed rows, and a bad stride throws the library's message.
+TEST(CppApi, PlanRunStridedEqualsRun) {
+  SmallBatch b;
+  const auto opts = rpa::Options::defaults(SmallBatch::kHq, rpa::DType::F32, SmallBatch::kD);
+  constexpr int64_t kQRow = SmallBatch::kHq * SmallBatch::kD, kKvRow = SmallBatch::kHkv * SmallBatch::kD;
+  constexpr int64_t kWidth = kQRow + 2 * kKvRow;
+  std::vector<float> fused(size_t(SmallBatch::kT * kWidth));
+  for (int64_t t = 0; t < SmallBatch::kT; ++t) {
+    std::copy_n(b.q.begin() + t * kQRow, kQRow, fused.begin() + t * kWidth);
+    std::copy_n(b.k.begin() + t * kKvRow, kKvRow, fused.begin() + t * kWidth + kQRow);
+    std::copy_n(b.v.begin() + t * kKvRow, kKvRow, fused.begin() + t * kWidth + kQRow + kKvRow);
+  }
+  auto cache_strided = b.cache;
+  std::vector<float> out_run(b.q.size(), 0.0f), out_strided(b.q.size(), 0.0f);
+  const rpa::Plan plan(b.cfg, b.view(), opts);
+  plan.run(b.q, b.k, b.v, b.cache, out_run);
+  plan.run_strided(fused.data(), kWidth, fused.data() + kQRow, kWidth, fused.data() + kQRow + kKvRow,
+                   kWidth, cache_strided.data(), out_strided.data());
+  EXPECT_EQ(out_strided, out_run);
+  EXPECT_EQ(cache_strided, b.cache);
+  expect_error([&] {
+    plan.run_strided(fused.data(), kQRow - 1, fused.data() + kQRow, kWidth,
+                     fused.data() + kQRow + kKvRow, kWidth, cache_strided.data(), out_strided.data());
+  }, rpa::Status::InvalidArgument, {"q_stride"});
+}
+
 TEST(CppApi, PlanRunEqualsC) {
   SmallBatch b;
   const auto opts = rpa::Options::defaults(SmallBatch::kHq, rpa::DType::F32, SmallBatch::kD);

@@ -188,6 +188,20 @@ RPA_API rpa_status rpa_plan_run(const rpa_plan* plan, const void* queries, const
                                 size_t err_len);
 RPA_API void rpa_plan_destroy(rpa_plan* plan);
 
+/* rpa_plan_run on token rows that are not packed: token i's query row is
+   queries + i * q_stride, its key and value rows keys + i * k_stride and
+   values + i * v_stride, in elements of act_dtype (each row [Hq, D] or
+   [Hkv, D] contiguous). A stride of 0 means packed; any other must be at
+   least a row and at most 2^40, or the call returns RPA_ERR_INVALID_ARGUMENT
+   naming it and writes nothing. So q, k and v may be views into a fused qkv
+   projection, [T, (Hq + 2 Hkv) * D], with no copy. out stays packed. An
+   extension of this library beyond contract 1.1 (rpa_abi_version() is
+   unchanged). */
+RPA_API rpa_status rpa_plan_run_strided(const rpa_plan* plan, const void* queries,
+                                        int64_t q_stride, const void* keys, int64_t k_stride,
+                                        const void* values, int64_t v_stride, void* kv_cache,
+                                        void* out, char* err, size_t err_len);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

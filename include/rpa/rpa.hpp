@@ -464,6 +464,18 @@ class Plan {
                   err);
   }
 
+  /// run() on token rows q_stride, k_stride and v_stride elements apart (0:
+  /// packed), e.g. views into a fused qkv tensor (rpa_plan_run_strided).
+  void run_strided(const void* queries, std::int64_t q_stride, const void* keys,
+                   std::int64_t k_stride, const void* values, std::int64_t v_stride,
+                   void* kv_cache, void* out) const {
+    detail::require(plan_ != nullptr, "plan: empty (moved-from or default-constructed)");
+    detail::ErrBuf err;
+    detail::check(rpa_plan_run_strided(plan_, queries, q_stride, keys, k_stride, values, v_stride,
+                                       kv_cache, out, err.data(), err.size()),
+                  err);
+  }
+
   /// run() for F32 activations, with every buffer's size checked.
   void run(std::span<const float> queries, std::span<const float> keys,
            std::span<const float> values, std::span<std::byte> kv_cache,

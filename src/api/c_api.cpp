@@ -226,6 +226,17 @@ rpa_status rpa_plan_run(const rpa_plan* plan, const void* queries, const void* k
   });
 }
 
+rpa_status rpa_plan_run_strided(const rpa_plan* plan, const void* queries, int64_t q_stride,
+                                const void* keys, int64_t k_stride, const void* values,
+                                int64_t v_stride, void* kv_cache, void* out, char* err,
+                                size_t err_len) {
+  return guarded(err, err_len, [&] {
+    if (plan == nullptr) return RPA_INVALID("plan is NULL");
+    return plan->plan.run(queries, keys, values, kv_cache, out,
+                          rpa::RowStrides{q_stride, k_stride, v_stride});
+  });
+}
+
 void rpa_plan_destroy(rpa_plan* plan) { delete plan; }
 
 }  // extern "C"

@@ -40,7 +40,7 @@ inline void load_query(const AttentionCall& c, int32_t row, int32_t head, float*
   const int32_t D = c.layout.head_dim;
   const bool quantize_q = is_quantized_dtype(kCache) && c.q_scale > 0;
   const float q_scale = quantize_q ? c.q_scale : 1.0f;
-  const size_t offset = (size_t(row) * c.num_q_heads + head) * D;
+  const size_t offset = size_t(row) * size_t(c.q_row_stride) + size_t(head) * D;
   for (int32_t d = 0; d < D; ++d) {
     float x = load_act(c.queries, offset + d, kAct);
     if (quantize_q) {
@@ -134,7 +134,8 @@ template <rpa_dtype kCache>
 inline void load_query_pairs(const AttentionCall& c, int32_t row, int32_t head, uint32_t* pairs,
                              int32_t num_pairs) {
   const int32_t D = c.layout.head_dim;
-  const uint16_t* bits = static_cast<const uint16_t*>(c.queries) + (size_t(row) * c.num_q_heads + head) * D;
+  const uint16_t* bits = static_cast<const uint16_t*>(c.queries) + size_t(row) * size_t(c.q_row_stride) +
+                         size_t(head) * D;
   const bool quantize_q = is_quantized_dtype(kCache) && c.q_scale > 0;
   if (!quantize_q) {
     // Dims 2g and 2g + 1 of the row are the little-endian word at dim 2g: the

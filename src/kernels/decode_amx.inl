@@ -180,7 +180,7 @@ void decode_attend_amx(const AttentionCall& c, const WorkItem& w, float* scratch
     for (int32_t d = 0; d < acc_width; ++d) acc[size_t(h) * acc_width + d] = 0;
   }
 
-  const uint16_t* queries = static_cast<const uint16_t*>(c.queries) + size_t(row) * Hq * D;
+  const uint16_t* queries = static_cast<const uint16_t*>(c.queries) + size_t(row) * size_t(c.q_row_stride);
   const int32_t* pages = c.page_table + size_t(seq) * c.pages_per_seq;
   for (int32_t e = t_begin / page_size; e * page_size < t_end; ++e) {
     const int32_t base = e * page_size;

@@ -470,11 +470,11 @@ inline void decode_write_new_token(const AttentionCall& c, int32_t seq) {
   const int32_t pos = c.kv_lens[seq] - 1;
   const int32_t row = c.cu_q_lens[seq];
   const int32_t page = c.page_table[size_t(seq) * c.pages_per_seq + pos / lay.page_size];
-  const size_t row_bytes = size_t(lay.num_kv_heads) * lay.head_dim * dtype_size(kAct);
+  const size_t elem = dtype_size(kAct);
   write_token(const_cast<uint8_t*>(c.cache), lay, page, pos % lay.page_size,
-              static_cast<const uint8_t*>(c.decode_keys) + row * row_bytes,
-              static_cast<const uint8_t*>(c.decode_values) + row * row_bytes, kAct, c.k_scale,
-              c.v_scale);
+              static_cast<const uint8_t*>(c.decode_keys) + size_t(row) * size_t(c.k_row_stride) * elem,
+              static_cast<const uint8_t*>(c.decode_values) + size_t(row) * size_t(c.v_row_stride) * elem,
+              kAct, c.k_scale, c.v_scale);
 }
 
 // The item's result: out rows, or a partial result for the split-KV merge;

@@ -13,7 +13,7 @@ namespace rpa {
 
 // One call's shapes, features and buffers, resolved by the plan.
 struct AttentionCall {
-  const void* queries;  // [T, Hq, D] act_dtype
+  const void* queries;  // T rows of [Hq, D] act_dtype, q_row_stride elements apart
   void* out;            // [T, Hq, D] act_dtype
   const uint8_t* cache;
   CacheLayout layout;
@@ -35,8 +35,14 @@ struct AttentionCall {
   // Fused update in the decode kernel: the item holding a decode sequence's
   // last position writes its new token before reading it. nullptr when the
   // call does not update the cache or the tokens were written beforehand.
-  const void* decode_keys;    // [T, Hkv, D] act_dtype
-  const void* decode_values;
+  const void* decode_keys;    // T rows of [Hkv, D] act_dtype, k_row_stride elements apart
+  const void* decode_values;  // likewise, v_row_stride apart
+  // Elements between consecutive token rows of queries, keys and values
+  // (>= a row; a row exactly for packed tensors, more for slices of a fused
+  // qkv tensor).
+  int64_t q_row_stride;
+  int64_t k_row_stride;
+  int64_t v_row_stride;
   // [num_seqs]: 1 for a decode whose new token the plan wrote beforehand
   // (another sequence reads its page), or nullptr when there is none.
   const uint8_t* decode_written_first;

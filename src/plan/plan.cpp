@@ -205,9 +205,9 @@ void Plan::plan_items() {
                               prefill_scratch_floats(layout_, group, max_tile_rows)});
 }
 
-void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache,
-                            bool fused_decode, int threads) const {
-  const size_t row_bytes = size_t(cache_.num_kv_heads) * cache_.head_dim * dtype_size(opts_.act_dtype);
+void Plan::write_new_tokens(const void* keys, const void* values, const RowStrides& strides,
+                            uint8_t* cache, bool fused_decode, int threads) const {
+  const size_t elem = dtype_size(opts_.act_dtype);
   const int32_t total_rows = num_seqs_ > 0 ? cu_q_lens_[num_seqs_] : 0;
   const int32_t first_row = fused_decode ? cu_q_lens_[decode_end_] : 0;
   constexpr int32_t kRowsPerTask = 16;
@@ -219,8 +219,9 @@ void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache
     const int32_t pos = kv_lens_[seq] - (cu_q_lens_[seq + 1] - r);
     const int32_t page = page_table_[size_t(seq) * pages_per_seq_ + pos / cache_.page_size];
     write_token(cache, layout_, page, pos % cache_.page_size,
-                static_cast<const uint8_t*>(keys) + r * row_bytes,
-                static_cast<const uint8_t*>(values) + r * row_bytes, opts_.act_dtype,
+                static_cast<const uint8_t*>(keys) + size_t(r) * size_t(strides.keys) * elem,
+                static_cast<const uint8_t*>(values) + size_t(r) * size_t(strides.values) * elem,
+                opts_.act_dtype,
                 opts_.k_scale, opts_.v_scale);
   };
   ThreadPool::global().parallel_for(tasks, threads, [&](int64_t task, int) {
@@ -243,8 +244,10 @@ void Plan::write_new_tokens(const void* keys, const void* values, uint8_t* cache
 }
 
 Status Plan::run(const void* queries, const void* keys, const void* values, void* kv_cache,
-                 void* out) const {
+                 void* out, const RowStrides& strides) const {
   if (Status s = validate_buffers(queries, keys, values, kv_cache, out, opts_); !s.ok()) return s;
+  RowStrides rows;
+  if (Status s = resolve_row_strides(strides, cache_, opts_, &rows); !s.ok()) return s;
   const int threads = num_threads_;
   // Allocation comes first: once the cache is written nothing may fail.
   std::unique_ptr<float[]> scratch(new float[scratch_floats_ * size_t(threads)]);
@@ -259,7 +262,7 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
   uint8_t* cache = static_cast<uint8_t*>(kv_cache);
   const bool fused_decode = opts_.update_kv_cache && tuning_.decode_kernel && tuning_.fused_update;
   if (opts_.update_kv_cache)
-    write_new_tokens(keys, values, cache, fused_decode, threads);
+    write_new_tokens(keys, values, rows, cache, fused_decode, threads);
 
   AttentionCall call;
   call.queries = queries;
@@ -283,6 +286,9 @@ Status Plan::run(const void* queries, const void* keys, const void* values, void
   call.pages_per_seq = pages_per_seq_;
   call.decode_keys = fused_decode ? keys : nullptr;
   call.decode_values = fused_decode ? values : nullptr;
+  call.q_row_stride = rows.queries;
+  call.k_row_stride = rows.keys;
+  call.v_row_stride = rows.values;
   call.decode_written_first = written_first_.empty() || !fused_decode ? nullptr : written_first_.data();
   call.partials = partials.get();
   call.prefetch = tuning_.prefetch ? 1 : 0;

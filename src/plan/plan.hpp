@@ -11,6 +11,7 @@
 #include "isa/cpu.hpp"
 #include "kernels/kernel_api.hpp"
 #include "plan/tuning.hpp"
+#include "validate/validate.hpp"
 
 namespace rpa {
 
@@ -31,10 +32,10 @@ class Plan {
   static Status create(const rpa_cache_config* cache, const rpa_batch* batch,
                        const rpa_options* opts, Plan* plan);
 
-  // Validates the buffers, writes the new tokens into kv_cache (when the
-  // options say so), then attends.
+  // Validates the buffers and row strides, writes the new tokens into
+  // kv_cache (when the options say so), then attends.
   Status run(const void* queries, const void* keys, const void* values, void* kv_cache,
-             void* out) const;
+             void* out, const RowStrides& strides = {}) const;
 
  private:
   void plan_items();
@@ -44,8 +45,8 @@ class Plan {
   // The new tokens the decode kernel does not write: all of them, or with
   // fused_decode those of the prefill and mixed rows and of the decodes
   // written_first_ flags.
-  void write_new_tokens(const void* keys, const void* values, uint8_t* cache, bool fused_decode,
-                        int threads) const;
+  void write_new_tokens(const void* keys, const void* values, const RowStrides& strides,
+                        uint8_t* cache, bool fused_decode, int threads) const;
 
   rpa_cache_config cache_{};
   CacheLayout layout_{};

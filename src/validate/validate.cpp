@@ -260,6 +260,28 @@ Status validate_token_batch(const rpa_token_batch* t, const rpa_cache_config& c,
   return write ? check_distinct_slots(*t, c) : Status{};
 }
 
+Status resolve_row_strides(const RowStrides& strides, const rpa_cache_config& c,
+                           const rpa_options& o, RowStrides* resolved) {
+  const int64_t q_row = int64_t(o.num_q_heads) * c.head_dim;
+  const int64_t kv_row = int64_t(c.num_kv_heads) * c.head_dim;
+  const struct {
+    const char* field;
+    const char* row_name;
+    int64_t stride, row;
+    int64_t* out;
+  } fields[] = {{"q_stride", "num_q_heads", strides.queries, q_row, &resolved->queries},
+                {"k_stride", "num_kv_heads", strides.keys, kv_row, &resolved->keys},
+                {"v_stride", "num_kv_heads", strides.values, kv_row, &resolved->values}};
+  for (const auto& f : fields) {
+    if (f.stride != 0 && (f.stride < f.row || f.stride > (int64_t{1} << 40)))
+      return RPA_INVALID("%s %lld must be 0 or in [%s * head_dim %lld, 2^40]", f.field,
+                         static_cast<long long>(f.stride), f.row_name,
+                         static_cast<long long>(f.row));
+  }
+  for (const auto& f : fields) *f.out = f.stride == 0 ? f.row : f.stride;
+  return {};
+}
+
 Status validate_buffers(const void* queries, const void* keys, const void* values,
                         const void* kv_cache, const void* out, const rpa_options& o) {
   if (queries == nullptr) return RPA_INVALID("queries is NULL");

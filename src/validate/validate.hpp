@@ -41,4 +41,15 @@ Status validate_token_batch(const rpa_token_batch* t, const rpa_cache_config& c,
 Status validate_buffers(const void* queries, const void* keys, const void* values,
                         const void* kv_cache, const void* out, const rpa_options& o);
 
+// Elements between consecutive token rows of queries, keys and values; 0
+// means packed (a row: num_q_heads or num_kv_heads times head_dim).
+struct RowStrides {
+  int64_t queries = 0;
+  int64_t keys = 0;
+  int64_t values = 0;
+};
+// Each stride 0 or in [its row, 2^40]; *resolved gets the rows for the zeros.
+Status resolve_row_strides(const RowStrides& strides, const rpa_cache_config& c,
+                           const rpa_options& o, RowStrides* resolved);
+
 }  // namespace rpa

@@ -14,7 +14,10 @@
 //     float64 reference (tests/reference.cpp) computed from the cache as
 //     rpa_cache_read returns it after the call, within ref::tolerance.
 // A quarter of the inputs go to the batched token write and read instead
-// (fuzz_token_batch), with slot mappings at the edges.
+// (fuzz_token_batch), with slot mappings at the edges. Half the plan runs go
+// through rpa_plan_run_strided (rows_with_strides): q, k and v rows a few
+// elements apart, the same values, so the checks above hold as they are; or
+// a stride shorter than a row, negative or past 2^40, which must be refused.
 // Shapes stay small (a few pages of a few tokens) so that each input runs in
 // about a millisecond.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -290,6 +293,30 @@ void fuzz_token_batch(FuzzedDataProvider& in) {
 
 }  // namespace
 
+// One activation buffer of `tokens` packed rows of row_elems elements,
+// relaid with `stride` elements per row (the gap filled with NaN-ish bytes).
+std::vector<uint8_t> relaid(const std::vector<uint8_t>& packed, size_t tokens, size_t row_elems,
+                            size_t stride, size_t esz) {
+  std::vector<uint8_t> rows(tokens * stride * esz + 1, 0xff);
+  for (size_t t = 0; t < tokens; ++t)
+    std::memcpy(rows.data() + t * stride * esz, packed.data() + t * row_elems * esz,
+                row_elems * esz);
+  return rows;
+}
+
+// A stride for a row of row_elems elements: valid (0, the row, a few more),
+// or one the library must refuse.
+int64_t fuzzed_stride(FuzzedDataProvider& in, size_t row_elems, bool* invalid) {
+  const int64_t row = int64_t(row_elems);
+  switch (in.ConsumeIntegralInRange<int>(0, 9)) {
+    case 0: *invalid = *invalid || row != 1; return row - 1;  // 0 at a 1-element row: packed
+    case 1: *invalid = true; return -1 - in.ConsumeIntegralInRange<int64_t>(0, 3);
+    case 2: *invalid = true; return (int64_t{1} << 40) + 1;
+    case 3: return 0;
+    default: return row + in.ConsumeIntegralInRange<int64_t>(0, 3);
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   if (in.ConsumeIntegralInRange<int>(0, 3) == 0) {
@@ -397,12 +424,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool use_plan = in.ConsumeBool();
   rpa_status status;
   if (use_plan) {
+    const bool strided = in.ConsumeBool();
+    bool invalid_stride = false;
+    const size_t esz = act_bytes(act), q_elems = q_row / esz, kv_elems = kv_row / esz;
+    const int64_t q_stride = strided ? fuzzed_stride(in, q_elems, &invalid_stride) : 0;
+    const int64_t k_stride = strided ? fuzzed_stride(in, kv_elems, &invalid_stride) : 0;
+    const int64_t v_stride = strided ? fuzzed_stride(in, kv_elems, &invalid_stride) : 0;
+    const auto rows = [&](const std::vector<uint8_t>& packed, size_t elems, int64_t stride) {
+      const bool relay = !invalid_stride && stride > int64_t(elems);
+      return relay ? relaid(packed, tokens, elems, size_t(stride), esz) : packed;
+    };
+    const std::vector<uint8_t> q_rows = rows(queries, q_elems, q_stride);
+    const std::vector<uint8_t> k_rows = rows(keys, kv_elems, k_stride);
+    const std::vector<uint8_t> v_rows = rows(values, kv_elems, v_stride);
     rpa_plan* plan = rpa_plan_create(&cache, &batch, &opts, &status, err, sizeof err);
     require((plan != nullptr) == (status == RPA_OK), "rpa_plan_create: a plan without RPA_OK");
     if (plan != nullptr) {
-      status = rpa_plan_run(plan, queries.data(), keys.data(), values.data(), kv_cache.data(),
-                            out.data(), err, sizeof err);
+      status = strided ? rpa_plan_run_strided(plan, q_rows.data(), q_stride, k_rows.data(),
+                                              k_stride, v_rows.data(), v_stride, kv_cache.data(),
+                                              out.data(), err, sizeof err)
+                       : rpa_plan_run(plan, queries.data(), keys.data(), values.data(),
+                                      kv_cache.data(), out.data(), err, sizeof err);
       rpa_plan_destroy(plan);
+      require(!invalid_stride || status != RPA_OK, "rpa_plan_run_strided took a bad stride");
     }
   } else {
     status = rpa_ragged_paged_attention(queries.data(), keys.data(), values.data(), kv_cache.data(),
