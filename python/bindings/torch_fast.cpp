@@ -48,6 +48,23 @@ const at::Tensor* tensor_of(PyObject* obj, int64_t ndim = 0) {
   return &t;
 }
 
+// A CPU tensor [T, H, D] whose token rows are each contiguous, `*stride`
+// elements apart (at least H * D): a packed tensor, or a view into a fused
+// qkv projection such as qkv[:, :Hq * D].view(T, Hq, D). nullptr otherwise.
+const at::Tensor* rows_of(PyObject* obj, int64_t* stride) {
+  if (!THPVariable_CheckExact(obj)) return nullptr;
+  const at::Tensor& t = THPVariable_Unpack(obj);
+  if (!t.defined() || !t.device().is_cpu() || t.layout() != at::kStrided || !t.has_storage() ||
+      rpa_code(t.scalar_type()) < 0 || t.dim() != 3)
+    return nullptr;
+  const int64_t row = t.size(1) * t.size(2);
+  const bool rows_contiguous = (t.size(2) <= 1 || t.stride(2) == 1) &&
+                               (t.size(1) <= 1 || t.stride(1) == t.size(2));
+  *stride = t.size(0) <= 1 ? row : t.stride(0);
+  if (!rows_contiguous || *stride < row) return nullptr;
+  return &t;
+}
+
 bool is_act(const at::Tensor& t) {
   const int code = rpa_code(t.scalar_type());
   return code == RPA_F32 || code == RPA_BF16 || code == RPA_F16;
@@ -156,13 +173,16 @@ bool options_of(PyObject* const* args, int32_t num_q_heads, int act, const float
 }
 
 // keys and values [T, Hkv, D] in the queries' dtype, or absent (both None)
-// when the cache is not updated; false otherwise.
+// when the cache is not updated; false otherwise. With row strides (plan_run),
+// their token rows may lie k_stride and v_stride elements apart (rows_of);
+// without, they are contiguous.
 bool keys_values(PyObject* keys, PyObject* values, const at::Tensor& q, bool update,
-                 const at::Tensor** k, const at::Tensor** v) {
+                 const at::Tensor** k, const at::Tensor** v, int64_t* k_stride = nullptr,
+                 int64_t* v_stride = nullptr) {
   *k = *v = nullptr;
   if (keys == Py_None && values == Py_None) return !update;
-  *k = tensor_of(keys, 3);
-  *v = tensor_of(values, 3);
+  *k = k_stride ? rows_of(keys, k_stride) : tensor_of(keys, 3);
+  *v = v_stride ? rows_of(values, v_stride) : tensor_of(values, 3);
   return *k && *v && (*k)->scalar_type() == q.scalar_type() &&
          (*v)->scalar_type() == q.scalar_type() && (*k)->sizes() == (*v)->sizes() &&
          (*k)->size(0) == q.size(0) && (*k)->size(2) == q.size(2);
@@ -181,7 +201,7 @@ bool sinks_of(PyObject* obj, int64_t num_q_heads, const float** sinks) {
 // out: None (allocated like queries) or a tensor of the queries' dtype and
 // shape; the new reference to return, or nullptr.
 PyObject* out_of(PyObject* obj, const at::Tensor& q) {
-  if (obj == Py_None) return THPVariable_Wrap(at::empty_like(q));
+  if (obj == Py_None) return THPVariable_Wrap(at::empty(q.sizes(), q.options()));
   const at::Tensor* o = tensor_of(obj, 3);
   if (!o || o->scalar_type() != q.scalar_type() || o->sizes() != q.sizes()) return nullptr;
   Py_INCREF(obj);
@@ -266,26 +286,30 @@ bool planned_of(PyObject* spec, Planned* p) {
 // plan_run(spec, queries, keys, values, kv_cache, out) -> out, or None to
 // defer: rpa.Plan.run on CPU torch tensors; spec is the Plan's tuple
 // (rpa_plan pointer, act dtype, T, Hq, D, cache dtype, num_pages, Hkv,
-// head_elements, update_kv_cache).
+// head_elements, update_kv_cache). queries, keys and values may be views
+// whose token rows lie apart (rows_of), passed without a copy
+// (rpa_plan_run_strided).
 PyObject* plan_run(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Planned p;
   if (nargs != 6 || !planned_of(args[0], &p)) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "rpa._torch_fast.plan_run: bad spec");
     return nullptr;
   }
-  const at::Tensor* q = tensor_of(args[1], 3);
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;
+  const at::Tensor* q = rows_of(args[1], &q_stride);
   const at::Tensor* cache = tensor_of(args[4], 3);
   const at::Tensor *k, *v;
   if (!q || rpa_code(q->scalar_type()) != p.act ||
       q->sizes() != at::IntArrayRef({p.num_tokens, p.num_q_heads, p.head_dim}) || !cache ||
       rpa_code(cache->scalar_type()) != p.cache_dtype ||
       cache->sizes() != at::IntArrayRef({p.num_pages, p.num_kv_heads, p.head_elements}) ||
-      !keys_values(args[2], args[3], *q, p.update, &k, &v) ||
+      !keys_values(args[2], args[3], *q, p.update, &k, &v, &k_stride, &v_stride) ||
       (k && k->size(1) != p.num_kv_heads))
     Py_RETURN_NONE;
   return run_into(args[5], *q, [&](void* out_data, char* err, size_t len) {
-    return rpa_plan_run(p.plan, q->data_ptr(), k ? k->data_ptr() : nullptr,
-                        v ? v->data_ptr() : nullptr, cache->data_ptr(), out_data, err, len);
+    return rpa_plan_run_strided(p.plan, q->data_ptr(), q_stride, k ? k->data_ptr() : nullptr,
+                                k_stride, v ? v->data_ptr() : nullptr, v_stride,
+                                cache->data_ptr(), out_data, err, len);
   });
 }
 

@@ -142,12 +142,18 @@ def test_out_given_is_filled_and_returned():
     assert bool((out[b.tokens:] == 7.0).all())  # rows past cu_q_lens[num_seqs] untouched
 
 
-def test_plan_runs_each_layer():
-    rng = np.random.default_rng(8)
+def bf16_plan(rng):
+    """MIX in bf16 (Hq 8, Hkv 2, D 32, page 16) and its rpa.Plan, sm_scale 0.25."""
     b = Batch(rng, MIX, 3, 5, 16, 2, 4, 32, "bfloat16", "bfloat16")
     plan = rpa.Plan(*b.args(), num_q_heads=8, num_kv_heads=2, head_dim=32, page_size=16,
                     num_pages=b.num_pages, cache_dtype=torch.bfloat16, act_dtype=torch.bfloat16,
                     max_num_tokens=b.max_tokens, sm_scale=0.25)
+    return b, plan
+
+
+def test_plan_runs_each_layer():
+    rng = np.random.default_rng(8)
+    b, plan = bf16_plan(rng)
     make = front("torch", "bfloat16")
     for layer in range(3):
         cache = rpa.new_kv_cache(b.num_pages, 16, 2, 32, torch.bfloat16)
@@ -162,6 +168,34 @@ def test_plan_runs_each_layer():
     with pytest.raises(ValueError, match="kv_cache: bfloat16 of shape"):
         plan.run(q, k, v, cache[:-1])
     assert np.array_equal(cache_bytes(cache), before)
+
+
+def test_plan_reads_views_of_a_fused_qkv_tensor_in_place():
+    # q, k and v as views into one [T, (Hq + 2 Hkv) D] tensor, as vLLM hands
+    # them over, give the same bits as contiguous copies (rpa._torch_fast
+    # passes their row strides to rpa_plan_run_strided).
+    try:
+        from rpa import _torch_fast  # noqa: F401
+    except ImportError:
+        pytest.skip("rpa._torch_fast is not built for this torch")
+    b, plan = bf16_plan(np.random.default_rng(13))
+    rng = np.random.default_rng(14)
+    make = front("torch", "bfloat16")
+    caches = [rpa.new_kv_cache(b.num_pages, 16, 2, 32, torch.bfloat16) for _ in range(2)]
+    b.fill_cache(caches[0], rng, make)
+    caches[1].copy_(caches[0])
+    q, k, v = b.activations(rng, make)
+    t = q.shape[0]
+    qkv = torch.cat([q.reshape(t, -1), k.reshape(t, -1), v.reshape(t, -1),
+                     torch.zeros(t, 5, dtype=q.dtype)], dim=1)
+    qv = qkv[:, :8 * 32].view(t, 8, 32)
+    kv = qkv[:, 8 * 32:10 * 32].view(t, 2, 32)
+    vv = qkv[:, 10 * 32:12 * 32].view(t, 2, 32)
+    assert not qv.is_contiguous() and qv.stride(0) == qkv.shape[1]
+    out_views, _ = plan.run(qv, kv, vv, caches[0])
+    out_packed, _ = plan.run(q, k, v, caches[1])
+    assert torch.equal(out_views[:b.tokens], out_packed[:b.tokens])
+    assert torch.equal(caches[0], caches[1])
 
 
 def test_threads():

@@ -87,6 +87,16 @@ def padding(head_size, block_size, cache_dtype):
             "whose keys are not a multiple of 64 bytes)")
 
 
+
+def _token_rows(t):
+    """t [T, H, D] as rpa reads it without a copy: each token's row contiguous,
+    rows at least a row apart (views into a fused qkv projection are); any
+    other layout is copied."""
+    rows_contiguous = t.stride(-1) == 1 and t.stride(-2) == t.shape[-1]
+    if rows_contiguous and (t.shape[0] <= 1 or t.stride(0) >= t.shape[1] * t.shape[2]):
+        return t
+    return t.contiguous()
+
 class RPABackend(AttentionBackend):
     forward_includes_kv_cache_update = True
     supported_dtypes = [torch.float16, torch.bfloat16, torch.float32]
@@ -246,11 +256,9 @@ class RPAImpl(AttentionImpl):
             return output  # warm-up: no cache yet
         n = attn_metadata.num_actual_tokens
         plan = attn_metadata.plans[self.plan_key(layer)]
-        # q, k, v are strided views of the fused qkv projection; rpa takes
-        # contiguous rows, so they are copied (the step's new tokens only).
-        q = query[:n].contiguous()
-        k = key[:n].contiguous()
-        v = value[:n].contiguous()
+        # q, k, v are views of the fused qkv projection whose token rows lie
+        # apart: rpa reads them in place (rpa_plan_run_strided).
+        q, k, v = _token_rows(query[:n]), _token_rows(key[:n]), _token_rows(value[:n])
         out = output[:n].view(n, self.num_heads, self.head_size)
         if self.fp8_format is not None:
             kv_cache = kv_cache.view(self.fp8_format)  # vLLM's uint8 bytes
