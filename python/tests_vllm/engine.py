@@ -1,11 +1,14 @@
 """What the engine tests share: greedy tokens from vLLM's offline engine with
 rpa switched on (generate.py, in a process of its own) and from transformers
-on the same HF directory."""
+on the same HF directory, and `vllm serve` with rpa on loopback."""
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import torch
 import transformers
@@ -75,3 +78,40 @@ def assert_same_tokens(prompts, want, got, log):
     assert len(got) == len(want)
     for i, (w, g) in enumerate(zip(want, got)):
         assert g == w, f"prompt {i} ({len(prompts[i])} tokens): vLLM {g} != transformers {w}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def vllm_serve(model_dir, tmp_path, args, env_extra=None):
+    """`vllm serve model_dir` with RPA_VLLM=1 on a free loopback port as model
+    "served", fp32 unless args say otherwise: yields (an openai client once the
+    server answers, the server log's path); the server stops on exit."""
+    import openai
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    env = dict(os.environ, RPA_VLLM="1", VLLM_CPU_KVCACHE_SPACE="1", **(env_extra or {}))
+    cmd = [os.path.join(os.path.dirname(sys.executable), "vllm"), "serve", model_dir,
+           "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "served",
+           "--max-model-len", "512", "--enforce-eager", "--gpu-memory-utilization", "0.5", *args]
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
+        deadline = time.time() + 600
+        while True:
+            assert server.poll() is None, log_path.read_text()[-4000:]
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert time.time() < deadline, "vllm serve did not start in 600 s"
+                time.sleep(2)
+        yield client, log_path
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -11,10 +11,6 @@ request through the openai client.
 
 import importlib.util
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -76,44 +72,17 @@ def test_greedy_tokens_equal_transformers(model_dir, prompts, reference, tmp_pat
     engine.assert_same_tokens(prompts, reference, got, log)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_vllm_serve_answers_through_the_openai_client(model_dir, tmp_path):
     """`vllm serve` with rpa on loopback, a chat completion through the
     openai client: the model's answer (transformers' greedy answer on these
     weights is "The capital of France is Paris.")."""
-    openai = pytest.importorskip("openai")
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    env = dict(os.environ, RPA_VLLM="1", VLLM_CPU_KVCACHE_SPACE="1")
-    cmd = [os.path.join(os.path.dirname(sys.executable), "vllm"), "serve", model_dir,
-           "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "smollm2",
-           "--dtype", "float32", "--max-model-len", "512", "--enforce-eager",
-           "--gpu-memory-utilization", "0.5", "--block-size", "16"]
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
-        deadline = time.time() + 600
-        while True:
-            assert server.poll() is None, log_path.read_text()[-4000:]
-            try:
-                client.models.list()
-                break
-            except openai.APIConnectionError:
-                assert time.time() < deadline, "vllm serve did not start in 600 s"
-                time.sleep(2)
+    pytest.importorskip("openai")
+    with engine.vllm_serve(model_dir, tmp_path, ["--dtype", "float32", "--block-size", "16"]) as (
+            client, log_path):
         reply = client.chat.completions.create(
-            model="smollm2", temperature=0, max_tokens=16,
+            model="served", temperature=0, max_tokens=16,
             messages=[{"role": "user", "content": "What is the capital of France?"}])
         text = reply.choices[0].message.content
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     log = log_path.read_text()
     assert "rpa: attention by rpa" in log and "CPU_ATTN runs attention" not in log
     assert "Paris" in text, text

