@@ -39,30 +39,34 @@ int rpa_code(at::ScalarType type) {
 
 // The tensor in obj when it is a contiguous, strided CPU torch.Tensor of
 // ndim dimensions (ndim 0: any) and rpa dtype; else nullptr.
-const at::Tensor* tensor_of(PyObject* obj, int64_t ndim = 0) {
+// A strided CPU tensor with storage, of a dtype rpa knows and ndim
+// dimensions (any, for 0), in any layout; nullptr otherwise.
+const at::Tensor* cpu_tensor_of(PyObject* obj, int64_t ndim) {
   if (!THPVariable_CheckExact(obj)) return nullptr;
   const at::Tensor& t = THPVariable_Unpack(obj);
-  if (!t.defined() || !t.device().is_cpu() || t.layout() != at::kStrided || !t.is_contiguous() ||
-      !t.has_storage() || rpa_code(t.scalar_type()) < 0 || (ndim && t.dim() != ndim))
+  if (!t.defined() || !t.device().is_cpu() || t.layout() != at::kStrided || !t.has_storage() ||
+      rpa_code(t.scalar_type()) < 0 || (ndim && t.dim() != ndim))
     return nullptr;
   return &t;
+}
+
+const at::Tensor* tensor_of(PyObject* obj, int64_t ndim = 0) {
+  const at::Tensor* t = cpu_tensor_of(obj, ndim);
+  return t && t->is_contiguous() ? t : nullptr;
 }
 
 // A CPU tensor [T, H, D] whose token rows are each contiguous, `*stride`
 // elements apart (at least H * D): a packed tensor, or a view into a fused
 // qkv projection such as qkv[:, :Hq * D].view(T, Hq, D). nullptr otherwise.
 const at::Tensor* rows_of(PyObject* obj, int64_t* stride) {
-  if (!THPVariable_CheckExact(obj)) return nullptr;
-  const at::Tensor& t = THPVariable_Unpack(obj);
-  if (!t.defined() || !t.device().is_cpu() || t.layout() != at::kStrided || !t.has_storage() ||
-      rpa_code(t.scalar_type()) < 0 || t.dim() != 3)
-    return nullptr;
+  const at::Tensor* p = cpu_tensor_of(obj, 3);
+  if (!p) return nullptr;
+  const at::Tensor& t = *p;
   const int64_t row = t.size(1) * t.size(2);
   const bool rows_contiguous = (t.size(2) <= 1 || t.stride(2) == 1) &&
                                (t.size(1) <= 1 || t.stride(1) == t.size(2));
   *stride = t.size(0) <= 1 ? row : t.stride(0);
-  if (!rows_contiguous || *stride < row) return nullptr;
-  return &t;
+  return rows_contiguous && *stride >= row ? p : nullptr;
 }
 
 bool is_act(const at::Tensor& t) {

@@ -221,8 +221,7 @@ void Plan::write_new_tokens(const void* keys, const void* values, const RowStrid
     write_token(cache, layout_, page, pos % cache_.page_size,
                 static_cast<const uint8_t*>(keys) + size_t(r) * size_t(strides.keys) * elem,
                 static_cast<const uint8_t*>(values) + size_t(r) * size_t(strides.values) * elem,
-                opts_.act_dtype,
-                opts_.k_scale, opts_.v_scale);
+                opts_.act_dtype, opts_.k_scale, opts_.v_scale);
   };
   ThreadPool::global().parallel_for(tasks, threads, [&](int64_t task, int) {
     if (task >= range_tasks) {

@@ -202,6 +202,15 @@ Status validate_batch(const rpa_batch* b, const rpa_cache_config& c, const rpa_o
 namespace {
 
 // No two tokens write one slot: the valid slots sorted with their indices.
+// A stride between token rows (elements): 0 (packed) or in [row, 2^40], row
+// being row_name * head_dim elements; `prefix` names the struct, if any.
+Status check_row_stride(const char* prefix, const char* field, int64_t stride,
+                        const char* row_name, int64_t row) {
+  if (stride == 0 || (stride >= row && stride <= (int64_t{1} << 40))) return {};
+  return RPA_INVALID("%s%s %lld must be 0 or in [%s * head_dim %lld, 2^40]", prefix, field,
+                     static_cast<long long>(stride), row_name, static_cast<long long>(row));
+}
+
 Status check_distinct_slots(const rpa_token_batch& t, const rpa_cache_config& c) {
   std::vector<std::pair<int64_t, int32_t>> slots;
   slots.reserve(size_t(t.num_tokens));
@@ -239,9 +248,8 @@ Status validate_token_batch(const rpa_token_batch* t, const rpa_cache_config& c,
                        raw_dtype(t->dtype));
   const int64_t row = int64_t(c.num_kv_heads) * c.head_dim;
   for (auto [field, stride] : {std::pair{"k_stride", t->k_stride}, std::pair{"v_stride", t->v_stride}}) {
-    if (stride != 0 && (stride < row || stride > (int64_t{1} << 40)))
-      return RPA_INVALID("tokens.%s %lld must be 0 or in [num_kv_heads * head_dim %lld, 2^40]",
-                         field, static_cast<long long>(stride), static_cast<long long>(row));
+    if (Status s = check_row_stride("tokens.", field, stride, "num_kv_heads", row); !s.ok())
+      return s;
   }
   for (auto [field, scale] : {std::pair{"k_scale", t->k_scale}, std::pair{"v_scale", t->v_scale}}) {
     if (!std::isfinite(scale) || scale < 0)
@@ -273,10 +281,7 @@ Status resolve_row_strides(const RowStrides& strides, const rpa_cache_config& c,
                 {"k_stride", "num_kv_heads", strides.keys, kv_row, &resolved->keys},
                 {"v_stride", "num_kv_heads", strides.values, kv_row, &resolved->values}};
   for (const auto& f : fields) {
-    if (f.stride != 0 && (f.stride < f.row || f.stride > (int64_t{1} << 40)))
-      return RPA_INVALID("%s %lld must be 0 or in [%s * head_dim %lld, 2^40]", f.field,
-                         static_cast<long long>(f.stride), f.row_name,
-                         static_cast<long long>(f.row));
+    if (Status s = check_row_stride("", f.field, f.stride, f.row_name, f.row); !s.ok()) return s;
   }
   for (const auto& f : fields) *f.out = f.stride == 0 ? f.row : f.stride;
   return {};

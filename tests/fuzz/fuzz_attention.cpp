@@ -15,7 +15,7 @@
 //     rpa_cache_read returns it after the call, within ref::tolerance.
 // A quarter of the inputs go to the batched token write and read instead
 // (fuzz_token_batch), with slot mappings at the edges. Half the plan runs go
-// through rpa_plan_run_strided (rows_with_strides): q, k and v rows a few
+// through rpa_plan_run_strided (fuzzed_stride, relaid): q, k and v rows a few
 // elements apart, the same values, so the checks above hold as they are; or
 // a stride shorter than a row, negative or past 2^40, which must be refused.
 // Shapes stay small (a few pages of a few tokens) so that each input runs in
@@ -291,8 +291,6 @@ void fuzz_token_batch(FuzzedDataProvider& in) {
   if (write) require(kv_cache == want, "rpa_cache_write_tokens differs from rpa_cache_write");
 }
 
-}  // namespace
-
 // One activation buffer of `tokens` packed rows of row_elems elements,
 // relaid with `stride` elements per row (the gap filled with NaN-ish bytes).
 std::vector<uint8_t> relaid(const std::vector<uint8_t>& packed, size_t tokens, size_t row_elems,
@@ -316,6 +314,8 @@ int64_t fuzzed_stride(FuzzedDataProvider& in, size_t row_elems, bool* invalid) {
     default: return row + in.ConsumeIntegralInRange<int64_t>(0, 3);
   }
 }
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);

@@ -87,7 +87,6 @@ def padding(head_size, block_size, cache_dtype):
             "whose keys are not a multiple of 64 bytes)")
 
 
-
 def _token_rows(t):
     """t [T, H, D] as rpa reads it without a copy: each token's row contiguous,
     rows at least a row apart (views into a fused qkv projection are); any
@@ -96,6 +95,7 @@ def _token_rows(t):
     if rows_contiguous and (t.shape[0] <= 1 or t.stride(0) >= t.shape[1] * t.shape[2]):
         return t
     return t.contiguous()
+
 
 class RPABackend(AttentionBackend):
     forward_includes_kv_cache_update = True
